@@ -1,0 +1,23 @@
+//! The one schema of crunch, and PostgreSQL run locally: a private cluster
+//! from the machine's binaries, and a fresh database per test.
+//!
+//! - [`MIGRATOR`] is the schema; [`connect_and_migrate`] applies it.
+//! - [`LocalCluster`] runs PostgreSQL without any setup: persistent for the
+//!   server running standalone, temporary for tests.
+//! - [`testing::test_db`] gives each test its own migrated database.
+
+mod binaries;
+mod cluster;
+mod connect;
+mod error;
+mod pidfile;
+mod reaper;
+pub mod testing;
+
+pub use cluster::{ClusterOptions, LocalCluster};
+pub use connect::connect_and_migrate;
+pub use error::DbError;
+
+/// The schema, embedded at compile time from `migrations/` so that every
+/// binary carries the exact schema it was built against.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

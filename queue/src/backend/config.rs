@@ -1,0 +1,94 @@
+//! How a worker's backend behaves.
+
+use std::time::Duration;
+
+use crate::backoff::Backoff;
+
+/// Settings of one [`PgBackend`](super::PgBackend).
+///
+/// The defaults suit crunch's heavy jobs: one slot, a 30 s lease renewed
+/// every 2 s (so a crashed worker's job is rescued within about half a
+/// minute, and a cancel is seen within 2 s even if NOTIFY is lost).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub(crate) worker_id: String,
+    pub(crate) kinds: Vec<String>,
+    pub(crate) slots: usize,
+    pub(crate) claim_batch: usize,
+    pub(crate) lease: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) poll_interval: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+impl WorkerConfig {
+    /// Settings for the worker named `worker_id` (unique per process; it is
+    /// recorded on the jobs it runs).
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        WorkerConfig {
+            worker_id: worker_id.into(),
+            kinds: Vec::new(),
+            slots: 1,
+            claim_batch: usize::MAX,
+            lease: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(1),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// The kinds this worker runs.
+    pub fn kinds<I, S>(mut self, kinds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.kinds = kinds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How many jobs run at once (at least 1). The worker never holds more
+    /// claimed jobs than this.
+    pub fn slots(mut self, slots: usize) -> Self {
+        self.slots = slots.max(1);
+        self
+    }
+
+    /// The most jobs one claim statement takes (never more than the free
+    /// slots).
+    pub fn claim_batch(mut self, claim_batch: usize) -> Self {
+        self.claim_batch = claim_batch.max(1);
+        self
+    }
+
+    /// How long a claimed job stays this worker's without a heartbeat.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How often leases are renewed, progress written and cancels checked.
+    /// Keep it well under the lease.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// How often to look for work when no notification arrives (the
+    /// fallback for lost notifications and for jobs whose `run_at` passes).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Retry backoff after a failed attempt.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+}

@@ -1,0 +1,126 @@
+//! The numbers the API shows and scaling runs on.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::{Queue, error::QueueError, job::TenantId};
+
+/// A snapshot of the queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// Queued jobs that are claimable now.
+    pub queued_ready: i64,
+    /// Queued jobs waiting for their `run_at` (scheduled or backing off).
+    pub queued_waiting: i64,
+    /// Running jobs.
+    pub running: i64,
+    /// Succeeded jobs not yet pruned.
+    pub succeeded: i64,
+    /// Failed jobs not yet pruned.
+    pub failed: i64,
+    /// Cancelled jobs not yet pruned.
+    pub cancelled: i64,
+    /// How long the oldest claimable job has waited since it became
+    /// claimable; zero when none waits.
+    pub oldest_queued_age: Duration,
+    /// Running jobs per worker, busiest first.
+    pub running_by_worker: Vec<WorkerLoad>,
+    /// Jobs that reached a terminal state in the last minute.
+    pub finished_last_minute: FinishedCounts,
+}
+
+/// Running jobs held by one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerLoad {
+    /// The worker's id.
+    pub worker_id: String,
+    /// How many jobs it runs.
+    pub running: i64,
+}
+
+/// Terminal transitions in a time window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FinishedCounts {
+    /// Ended `succeeded`.
+    pub succeeded: i64,
+    /// Ended `failed`.
+    pub failed: i64,
+    /// Ended `cancelled`.
+    pub cancelled: i64,
+}
+
+impl QueueStats {
+    /// Queued plus running: the work that scaling must provide capacity for.
+    /// Counting running jobs keeps the backlog from reading zero while every
+    /// worker is still busy.
+    pub fn backlog(&self) -> i64 {
+        self.queued_ready + self.running
+    }
+}
+
+impl Queue {
+    /// The queue's numbers, for one tenant or (with `None`) for the whole
+    /// service, which is what scaling needs.
+    pub async fn stats(&self, tenant: Option<TenantId>) -> Result<QueueStats, QueueError> {
+        let tenant = tenant.map(|t| t.0);
+        let counts = sqlx::query!(
+            r#"
+            SELECT
+                count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS "queued_ready!",
+                count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS "queued_waiting!",
+                count(*) FILTER (WHERE state = 'running') AS "running!",
+                count(*) FILTER (WHERE state = 'succeeded') AS "succeeded!",
+                count(*) FILTER (WHERE state = 'failed') AS "failed!",
+                count(*) FILTER (WHERE state = 'cancelled') AS "cancelled!",
+                coalesce(extract(epoch FROM now() - min(run_at) FILTER (
+                    WHERE state = 'queued' AND run_at <= now())) * 1000, 0)::float8
+                    AS "oldest_ms!",
+                count(*) FILTER (WHERE state = 'succeeded' AND finished_at > now() - interval '1 minute')
+                    AS "succeeded_1m!",
+                count(*) FILTER (WHERE state = 'failed' AND finished_at > now() - interval '1 minute')
+                    AS "failed_1m!",
+                count(*) FILTER (WHERE state = 'cancelled' AND finished_at > now() - interval '1 minute')
+                    AS "cancelled_1m!"
+            FROM jobs
+            WHERE ($1::uuid IS NULL OR tenant_id = $1)
+            "#,
+            tenant,
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let by_worker = sqlx::query!(
+            r#"
+            SELECT worker_id AS "worker_id!", count(*) AS "running!"
+            FROM jobs
+            WHERE state = 'running' AND ($1::uuid IS NULL OR tenant_id = $1)
+            GROUP BY worker_id
+            ORDER BY count(*) DESC, worker_id
+            "#,
+            tenant,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(QueueStats {
+            queued_ready: counts.queued_ready,
+            queued_waiting: counts.queued_waiting,
+            running: counts.running,
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            cancelled: counts.cancelled,
+            oldest_queued_age: Duration::from_millis(counts.oldest_ms.max(0.0) as u64),
+            running_by_worker: by_worker
+                .into_iter()
+                .map(|r| WorkerLoad {
+                    worker_id: r.worker_id,
+                    running: r.running,
+                })
+                .collect(),
+            finished_last_minute: FinishedCounts {
+                succeeded: counts.succeeded_1m,
+                failed: counts.failed_1m,
+                cancelled: counts.cancelled_1m,
+            },
+        })
+    }
+}

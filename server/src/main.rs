@@ -1,0 +1,3 @@
+//! The crunch HTTP API.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The crunch worker process.
+
+fn main() {}
