@@ -82,11 +82,17 @@ impl Queue {
             rows.push(Ok(row));
         }
 
+        // Payloads move into the bind array and back into the results: a
+        // new job's payload is not echoed by the database (see RETURNING).
+        let mut payloads: Vec<serde_json::Value> = rows
+            .iter_mut()
+            .filter_map(|r| r.as_mut().ok())
+            .map(|r| std::mem::take(&mut r.payload))
+            .collect();
         let sent: Vec<&Row> = rows.iter().filter_map(|r| r.as_ref().ok()).collect();
         let ids: Vec<Uuid> = sent.iter().map(|r| r.id).collect();
         let tenants: Vec<Uuid> = sent.iter().map(|r| r.tenant_id).collect();
         let kinds: Vec<String> = sent.iter().map(|r| r.kind.clone()).collect();
-        let payloads: Vec<serde_json::Value> = sent.iter().map(|r| r.payload.clone()).collect();
         let priorities: Vec<i16> = sent.iter().map(|r| r.priority).collect();
         let run_ats: Vec<Option<DateTime<Utc>>> = sent.iter().map(|r| r.run_at).collect();
         let max_attempts: Vec<i32> = sent.iter().map(|r| r.max_attempts).collect();
@@ -98,7 +104,9 @@ impl Queue {
         // concurrent transaction after this statement's snapshot was taken,
         // so a duplicate always resolves in this one statement. The run_at
         // default is truncated, not rounded, to the column's milliseconds so
-        // that a job enqueued now is claimable (and announced) now.
+        // that a job enqueued now is claimable (and announced) now. A row
+        // this statement inserted has xmax 0; only an existing job's payload
+        // is sent back, since the caller already has the new ones.
         let returned = sqlx::query_as!(
             Job,
             r#"
@@ -115,7 +123,8 @@ impl Queue {
                 WHERE idempotency_key IS NOT NULL AND state IN ('queued', 'running', 'succeeded')
                 DO UPDATE SET idempotency_key = j.idempotency_key
             RETURNING j.id AS "id: JobId", j.tenant_id AS "tenant_id: TenantId", j.kind,
-                      j.payload, j.state AS "state: _", j.priority, j.run_at, j.attempt,
+                      CASE WHEN j.xmax = 0 THEN 'null'::jsonb ELSE j.payload END AS "payload!",
+                      j.state AS "state: _", j.priority, j.run_at, j.attempt,
                       j.max_attempts, j.timeout_ms, j.lease_expires_at, j.worker_id,
                       j.heartbeat_at, j.cancel_requested_at, j.progress, j.progress_message,
                       j.error, j.result, j.idempotency_key, j.created_at, j.started_at,
@@ -134,11 +143,18 @@ impl Queue {
         .fetch_all(executor)
         .await?;
 
+        let sent_index: HashMap<Uuid, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let mut by_key: HashMap<(TenantId, String), Job> = HashMap::new();
         let mut by_id: HashMap<JobId, Job> = HashMap::new();
-        for job in returned {
-            if let Some(key) = &job.idempotency_key {
-                by_key.insert((job.tenant_id, key.clone()), job.clone());
+        for mut job in returned {
+            match sent_index.get(&job.id.0) {
+                Some(&i) => job.payload = std::mem::take(&mut payloads[i]),
+                None => {
+                    if let Some(key) = &job.idempotency_key {
+                        by_key.insert((job.tenant_id, key.clone()), job.clone());
+                    }
+                }
             }
             by_id.insert(job.id, job);
         }

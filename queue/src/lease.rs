@@ -233,7 +233,8 @@ impl Queue {
                 _ => 0,
             })
             .collect();
-        let rows = sqlx::query!(
+        Ok(sqlx::query_as!(
+            Finished,
             r#"
             UPDATE jobs AS j
             SET state = jobs_next_state(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at),
@@ -254,7 +255,7 @@ impl Queue {
             FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::jsonb[], $5::text[], $6::int8[])
                  AS f(id, attempt, outcome, result, error, delay_ms)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'
-            RETURNING j.id, j.state AS "state: JobState"
+            RETURNING j.id AS "id: JobId", j.state AS "state: JobState"
             "#,
             &ids,
             &attempts,
@@ -264,13 +265,6 @@ impl Queue {
             &delays,
         )
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Finished {
-                id: JobId(r.id),
-                state: r.state,
-            })
-            .collect())
+        .await?)
     }
 }

@@ -20,7 +20,8 @@ impl Queue {
     /// and to `cancelled` if a cancel was asked for. The shared
     /// `jobs_next_state` makes that decision, as for a worker's own finish.
     pub async fn rescue_expired(&self, limit: i64) -> Result<Vec<Finished>, QueueError> {
-        let rows = sqlx::query!(
+        Ok(sqlx::query_as!(
+            Finished,
             r#"
             UPDATE jobs AS j
             SET state = jobs_next_state('retry', j.attempt, j.max_attempts, j.cancel_requested_at),
@@ -42,19 +43,12 @@ impl Queue {
                 FOR UPDATE SKIP LOCKED
             ) AS expired
             WHERE j.id = expired.id
-            RETURNING j.id, j.state AS "state: JobState"
+            RETURNING j.id AS "id: JobId", j.state AS "state: JobState"
             "#,
             limit,
         )
         .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Finished {
-                id: JobId(r.id),
-                state: r.state,
-            })
-            .collect())
+        .await?)
     }
 
     /// Deletes up to `limit` jobs that finished more than `older_than` ago,

@@ -143,6 +143,38 @@ async fn a_worker_runs_a_job_and_records_its_result() {
 }
 
 #[tokio::test]
+async fn a_notification_wakes_an_idle_worker_without_polling() {
+    let f = fixture().await;
+    // The poll fallback is an hour away: only NOTIFY can start this job.
+    let config = fast("w").poll_interval(Duration::from_secs(3600));
+    let w = start(&f.queue, config, &Probe::default());
+    // The worker's first claim finds nothing; wait until it is idle.
+    while w.handle.busy() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let first = f.enqueue(work(1)).await;
+    f.wait_for_state(first, JobState::Succeeded).await;
+    let second = f.enqueue(work(2)).await;
+    f.wait_for_state(second, JobState::Succeeded).await;
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_delayed_job_is_found_by_polling_once_it_is_due() {
+    let f = fixture().await;
+    // Inserting a job that is not yet due sends no notification.
+    let due = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    let id = f.enqueue(work(4).run_at(due)).await;
+    let w = start(&f.queue, fast("w"), &Probe::default());
+    let job = f.wait_for_state(id, JobState::Succeeded).await;
+    assert!(
+        job.started_at.unwrap() >= job.run_at,
+        "started before it was due"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn a_failed_attempt_is_retried_with_backoff_and_then_succeeds() {
     let f = fixture().await;
     let id = f.enqueue(work_doing(5, Behaviour::FailTimes(2))).await;
