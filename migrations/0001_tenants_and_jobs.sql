@@ -70,6 +70,9 @@ CREATE TABLE jobs (
 -- The claim path: the next claimable jobs in priority order.
 CREATE INDEX jobs_claim ON jobs (priority DESC, run_at, id) WHERE state = 'queued';
 
+-- A tenant's jobs, newest first: listing with cursor pagination.
+CREATE INDEX jobs_tenant ON jobs (tenant_id, id);
+
 -- Running jobs, by worker: the rescuer's scan and the per-worker statistics.
 CREATE INDEX jobs_running ON jobs (worker_id) WHERE state = 'running';
 

@@ -10,6 +10,10 @@ use crate::{
 /// the payload is the job id.
 pub const CANCEL_CHANNEL: &str = "crunch_cancel";
 
+/// The notification channel that tells waiting clients some job reached a
+/// terminal state (no payload: waiters re-read the jobs they wait for).
+pub const FINISHED_CHANNEL: &str = "crunch_finished";
+
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancel {
@@ -24,7 +28,82 @@ pub enum Cancel {
     NotFound,
 }
 
+/// Which of a tenant's jobs to list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobFilter {
+    /// Only jobs in one of these states (all states when empty).
+    pub states: Vec<JobState>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs whose payload contains this JSON (`@>`), e.g. the ones
+    /// that read a given dataset.
+    pub payload_contains: Option<serde_json::Value>,
+    /// The cursor: only jobs older than this one.
+    pub before: Option<JobId>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl Default for JobFilter {
+    fn default() -> Self {
+        JobFilter {
+            states: Vec::new(),
+            kind: None,
+            payload_contains: None,
+            before: None,
+            limit: 100,
+        }
+    }
+}
+
 impl Queue {
+    /// The tenant's jobs matching `filter`, newest first. Ids are UUIDv7,
+    /// so ordering by id is ordering by creation, and the last id of a page
+    /// is the cursor for the next.
+    pub async fn list(&self, tenant: TenantId, filter: &JobFilter) -> Result<Vec<Job>, QueueError> {
+        Ok(sqlx::query_as!(
+            Job,
+            r#"
+            SELECT id AS "id: JobId", tenant_id AS "tenant_id: TenantId", kind, payload,
+                   state AS "state: _", priority, run_at, attempt, max_attempts, timeout_ms,
+                   lease_expires_at, worker_id, heartbeat_at, cancel_requested_at, progress,
+                   progress_message, error, result, idempotency_key, created_at, started_at,
+                   finished_at
+            FROM jobs
+            WHERE tenant_id = $1
+              AND (cardinality($2::job_state[]) = 0 OR state = ANY($2))
+              AND ($3::text IS NULL OR kind = $3)
+              AND ($4::jsonb IS NULL OR payload @> $4)
+              AND ($5::uuid IS NULL OR id < $5)
+            ORDER BY id DESC
+            LIMIT $6
+            "#,
+            tenant.0,
+            &filter.states as &[JobState],
+            filter.kind,
+            filter.payload_contains,
+            filter.before.map(|b| b.0),
+            filter.limit,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Which of `ids` are in a terminal state: what clients waiting on jobs
+    /// re-check when a job finishes somewhere.
+    pub async fn finished_among(&self, ids: &[JobId]) -> Result<Vec<JobId>, QueueError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+        Ok(sqlx::query_scalar!(
+            r#"
+            SELECT id AS "id: JobId" FROM jobs
+            WHERE id = ANY($1) AND state IN ('succeeded', 'failed', 'cancelled')
+            "#,
+            &ids,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The tenant's job with this id.
     pub async fn get(&self, tenant: TenantId, id: JobId) -> Result<Option<Job>, QueueError> {
         Ok(sqlx::query_as!(
@@ -59,7 +138,9 @@ impl Queue {
                 RETURNING state
             ),
             announced AS (
-                SELECT pg_notify($3, $1::text) FROM changed WHERE state = 'running'
+                SELECT CASE WHEN state = 'running' THEN pg_notify($3, $1::text)
+                            ELSE pg_notify('crunch_finished', '') END
+                FROM changed
             )
             SELECT (SELECT state FROM changed) AS "changed: JobState",
                    (SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2) AS "found: JobState",

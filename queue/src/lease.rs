@@ -236,6 +236,7 @@ impl Queue {
         Ok(sqlx::query_as!(
             Finished,
             r#"
+            WITH done AS (
             UPDATE jobs AS j
             SET state = jobs_next_state(f.outcome, j.attempt, j.max_attempts, j.cancel_requested_at),
                 run_at = CASE
@@ -255,7 +256,16 @@ impl Queue {
             FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::jsonb[], $5::text[], $6::int8[])
                  AS f(id, attempt, outcome, result, error, delay_ms)
             WHERE j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'
-            RETURNING j.id AS "id: JobId", j.state AS "state: JobState"
+            RETURNING j.id, j.state
+            ),
+            -- One notification per statement for clients waiting on jobs.
+            announced AS (
+                SELECT pg_notify('crunch_finished', '')
+                FROM (SELECT 1 FROM done WHERE state <> 'queued' LIMIT 1) AS any_finished
+            )
+            SELECT id AS "id: JobId", state AS "state: JobState" FROM done
+            -- Always true; the uncorrelated subquery runs once and sends it.
+            WHERE (SELECT count(*) FROM announced) >= 0
             "#,
             &ids,
             &attempts,

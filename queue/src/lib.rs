@@ -80,7 +80,7 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
-pub use admin::{CANCEL_CHANNEL, Cancel};
+pub use admin::{CANCEL_CHANNEL, Cancel, FINISHED_CHANNEL, JobFilter};
 pub use backend::{
     Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, WorkerConfig,
     WorkerHandle,
@@ -93,7 +93,7 @@ pub use job::{
 pub use lease::{Finished, Progress, Renewed};
 pub use maintenance::{Maintenance, MaintenanceReport};
 pub use registry::Registry;
-pub use stats::{FinishedCounts, QueueStats, WorkerLoad};
+pub use stats::{FinishedCounts, QueueStats, RunTimeQuantiles, RunTimes, WorkerLoad};
 
 /// The channel on which an insert announces claimable jobs; the payload is
 /// the comma-separated kinds.

@@ -23,6 +23,7 @@ impl Queue {
         Ok(sqlx::query_as!(
             Finished,
             r#"
+            WITH done AS (
             UPDATE jobs AS j
             SET state = jobs_next_state('retry', j.attempt, j.max_attempts, j.cancel_requested_at),
                 run_at = date_trunc('milliseconds', now()),
@@ -43,7 +44,14 @@ impl Queue {
                 FOR UPDATE SKIP LOCKED
             ) AS expired
             WHERE j.id = expired.id
-            RETURNING j.id AS "id: JobId", j.state AS "state: JobState"
+            RETURNING j.id, j.state
+            ),
+            announced AS (
+                SELECT pg_notify('crunch_finished', '')
+                FROM (SELECT 1 FROM done WHERE state <> 'queued' LIMIT 1) AS any_finished
+            )
+            SELECT id AS "id: JobId", state AS "state: JobState" FROM done
+            WHERE (SELECT count(*) FROM announced) >= 0
             "#,
             limit,
         )

@@ -124,3 +124,70 @@ impl Queue {
         })
     }
 }
+
+/// Run times of the attempts that finished in a recent window, per final
+/// state, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunTimes {
+    /// One entry per terminal state that occurred in the window.
+    pub by_state: Vec<RunTimeQuantiles>,
+}
+
+/// Run-time quantiles of jobs that ended in one state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunTimeQuantiles {
+    /// The terminal state.
+    pub state: crate::JobState,
+    /// How many jobs.
+    pub count: i64,
+    /// Median run time, seconds.
+    pub p50: f64,
+    /// 90th percentile, seconds.
+    pub p90: f64,
+    /// 99th percentile, seconds.
+    pub p99: f64,
+    /// Total run time, seconds.
+    pub sum: f64,
+}
+
+impl Queue {
+    /// Run-time quantiles of the jobs that finished within `window`, for
+    /// metrics. Uses the retention index on `finished_at`.
+    pub async fn recent_run_times(&self, window: Duration) -> Result<RunTimes, QueueError> {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX) as f64;
+        let rows = sqlx::query!(
+            r#"
+            SELECT state AS "state!: crate::JobState",
+                   count(*) AS "count!",
+                   coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p50!",
+                   coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p90!",
+                   coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p99!",
+                   coalesce(sum(secs), 0)::float8 AS "sum!"
+            FROM (
+                SELECT state, extract(epoch FROM finished_at - coalesce(started_at, finished_at)) AS secs
+                FROM jobs
+                WHERE state IN ('succeeded', 'failed', 'cancelled')
+                  AND finished_at > now() - $1 * interval '1 millisecond'
+            ) AS recent
+            GROUP BY state
+            ORDER BY state
+            "#,
+            window_ms,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(RunTimes {
+            by_state: rows
+                .into_iter()
+                .map(|r| RunTimeQuantiles {
+                    state: r.state,
+                    count: r.count,
+                    p50: r.p50,
+                    p90: r.p90,
+                    p99: r.p99,
+                    sum: r.sum,
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,3 +1,81 @@
-//! The crunch worker process.
+//! The crunch worker process: runs analysis jobs from the queue until
+//! SIGTERM, then drains (see `CRUNCH_SHUTDOWN_GRACE_SECONDS`) and exits 0.
 
-fn main() {}
+use anyhow::Context;
+use crunch_queue::{Maintenance, Queue, Registry};
+use crunch_store::Store;
+use crunch_worker::{
+    analysis::AnalysisJob,
+    config::{Config, Setting},
+    engine::Engine,
+    runner::{Deps, run_worker},
+    settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
+};
+
+const LOG: Setting = Setting {
+    env: "CRUNCH_LOG",
+    flag: "log",
+    default: "info",
+    help: "log filter (tracing env-filter syntax)",
+};
+
+fn main() -> anyhow::Result<()> {
+    let mut settings = WORKER_SETTINGS.to_vec();
+    settings.push(LOG);
+    let Some(config) = Config::load("crunch-worker", &settings)? else {
+        return Ok(());
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            config.text("CRUNCH_LOG").unwrap_or("info"),
+        ))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let url = config
+        .text("DATABASE_URL")
+        .context("DATABASE_URL (or --database-url) is required")?
+        .to_owned();
+    let store_url = config
+        .text("CRUNCH_STORE_URL")
+        .context("CRUNCH_STORE_URL (or --store-url) is required")?
+        .to_owned();
+    let (options, engine) = worker_options(&config)?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_lazy(&url)
+        .context("DATABASE_URL")?;
+    let queue = Queue::new(pool.clone(), Registry::new().register::<AnalysisJob>());
+    let store = Store::open(pool, &store_url)?;
+    let engine = Engine::new(engine)?;
+    tracing::info!(
+        worker = options.queue.worker_id(),
+        memory_limit = engine.memory_limit(),
+        "worker starting"
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let maintenance = {
+        let queue = queue.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(Maintenance::default().run(queue, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    };
+    let mut stopped_worker = stopped.clone();
+    run_worker(queue, Deps { store, engine }, options, async move {
+        let _ = stopped_worker.wait_for(|s| *s).await;
+    })
+    .await?;
+    maintenance.await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}

@@ -87,6 +87,13 @@ impl WorkerConfig {
         self
     }
 
+    /// The same settings under another worker id (for several workers in
+    /// one process).
+    pub fn with_worker_id(mut self, worker_id: impl Into<String>) -> Self {
+        self.worker_id = worker_id.into();
+        self
+    }
+
     /// The worker's id.
     pub fn worker_id(&self) -> &str {
         &self.worker_id

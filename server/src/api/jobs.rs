@@ -1,0 +1,432 @@
+//! Jobs: submit (one or a batch), get and list (with long-poll), cancel,
+//! and fetch results.
+
+use std::time::Duration;
+
+use crunch_queue::{Cancel, JobFilter, JobId};
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Path, Query},
+    payload::{Binary, Json},
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags, convert,
+    model::{Job, JobBatch, JobPage, JobState, NewJob, NewJobBatch, ResultPage},
+    results::{self, ResultFormat},
+};
+use crate::{problem::ApiError, problems, state::AppState};
+
+/// The jobs operations.
+pub struct JobsApi {
+    /// Shared state.
+    pub state: AppState,
+}
+
+/// A submitted job.
+#[derive(Debug, ApiResponse)]
+pub enum SubmitJobResponse {
+    /// Created and queued (or finished, when `wait` saw it finish).
+    #[oai(status = 201)]
+    Created(Json<Job>),
+    /// The idempotency key named an existing job; that job is returned.
+    #[oai(status = 200)]
+    Existing(Json<Job>),
+}
+
+problems! {
+    /// Why a submit failed.
+    SubmitJobError {
+        400 => BadRequest: "The request is malformed.",
+        413 => TooLarge: "The body is too large.",
+        415 => UnsupportedMediaType: "The body is not JSON.",
+        422 => Unprocessable: "The job is invalid: unknown dataset, bad analysis, bad options.",
+    }
+}
+
+/// A submitted batch.
+#[derive(Debug, ApiResponse)]
+pub enum SubmitBatchResponse {
+    /// Every job is created (or, by idempotency key, found).
+    #[oai(status = 201)]
+    Created(Json<JobBatch>),
+}
+
+/// A job.
+#[derive(Debug, ApiResponse)]
+pub enum GetJobResponse {
+    /// The job as it is now (or when `wait` ended).
+    #[oai(status = 200)]
+    Ok(Json<Job>),
+}
+
+problems! {
+    /// Why a job could not be read.
+    GetJobError {
+        400 => BadRequest: "A parameter is malformed.",
+        404 => NotFound: "No such job.",
+    }
+}
+
+/// A page of jobs.
+#[derive(Debug, ApiResponse)]
+pub enum ListJobsResponse {
+    /// The page.
+    #[oai(status = 200)]
+    Ok(Json<JobPage>),
+}
+
+problems! {
+    /// Why jobs could not be listed.
+    ListJobsError {
+        400 => BadRequest: "A parameter is malformed or out of range.",
+    }
+}
+
+/// A cancel's answer.
+#[derive(Debug, ApiResponse)]
+pub enum CancelJobResponse {
+    /// The job is cancelled (it was queued) or already finished; no change
+    /// is pending.
+    #[oai(status = 200)]
+    Done(Json<Job>),
+    /// The job is running; its worker stops it within seconds.
+    #[oai(status = 202)]
+    Accepted(Json<Job>),
+}
+
+problems! {
+    /// Why a job could not be cancelled.
+    CancelJobError {
+        400 => BadRequest: "The id is malformed.",
+        404 => NotFound: "No such job.",
+    }
+}
+
+/// A job's result.
+#[derive(Debug, ApiResponse)]
+pub enum GetResultResponse {
+    /// A page of rows as JSON.
+    #[oai(status = 200, content_type = "application/json")]
+    Json(Json<ResultPage>),
+    /// All rows as CSV with a header line, streamed.
+    #[oai(status = 200, content_type = "text/csv")]
+    Csv(Binary<poem::Body>),
+    /// The result's Parquet file, streamed.
+    #[oai(status = 200, content_type = "application/vnd.apache.parquet")]
+    Parquet(Binary<poem::Body>),
+}
+
+problems! {
+    /// Why the result could not be fetched.
+    GetResultError {
+        400 => BadRequest: "A parameter is malformed or out of range.",
+        404 => NotFound: "No such job.",
+        409 => Conflict: "The job has not succeeded (yet), so there is no result.",
+    }
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<Option<JobId>, ApiError> {
+    cursor
+        .map(|c| {
+            Uuid::parse_str(c).map(JobId).map_err(|_| {
+                ApiError::BadRequest(format!("cursor {c:?} is not one this API gave out"))
+            })
+        })
+        .transpose()
+}
+
+impl JobsApi {
+    /// Long-polls: returns the job once it is terminal or `wait` passes.
+    async fn wait_for(
+        &self,
+        id: JobId,
+        wait: Option<u32>,
+    ) -> Result<Option<crunch_queue::Job>, ApiError> {
+        let tenant = self.state.tenant();
+        let wait =
+            Duration::from_secs(u64::from(wait.unwrap_or(0))).min(self.state.limits.max_wait);
+        let parked = (!wait.is_zero()).then(|| self.state.waiters.park(id));
+        let job = self.state.queue.get(tenant, id).await?;
+        match (job, parked) {
+            (Some(job), Some(parked)) if !job.state.is_terminal() => {
+                parked.wait(wait).await;
+                Ok(self.state.queue.get(tenant, id).await?)
+            }
+            (job, _) => Ok(job),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// Submit a job.
+    ///
+    /// The job is durable once this returns 2xx. With `wait`, the call
+    /// returns as soon as the job finishes or after `wait` seconds,
+    /// whichever comes first.
+    #[oai(path = "/v1/jobs", method = "post", operation_id = "submitJob")]
+    async fn submit_job(
+        &self,
+        body: Json<NewJob>,
+        /// Seconds to wait for the job to finish (0 to 60).
+        #[oai(validator(maximum(value = "60")))]
+        wait: Query<Option<u32>>,
+    ) -> Result<SubmitJobResponse, SubmitJobError> {
+        let tenant = self.state.tenant();
+        let new = convert::new_job(tenant, &body.0)?;
+        self.check_datasets(&body.0).await?;
+        let enqueued = self
+            .state
+            .queue
+            .enqueue(self.state.queue.pool(), new)
+            .await
+            .map_err(ApiError::from)?;
+        let id = enqueued.job.id;
+        let job = match self.wait_for(id, wait.0).await? {
+            Some(job) => job,
+            None => enqueued.job,
+        };
+        let view = Json(convert::job(&job));
+        Ok(if enqueued.created {
+            SubmitJobResponse::Created(view)
+        } else {
+            SubmitJobResponse::Existing(view)
+        })
+    }
+
+    /// Submit several jobs in one transaction: all are created or none.
+    #[oai(
+        path = "/v1/job-batches",
+        method = "post",
+        operation_id = "submitJobBatch"
+    )]
+    async fn submit_job_batch(
+        &self,
+        body: Json<NewJobBatch>,
+    ) -> Result<SubmitBatchResponse, SubmitJobError> {
+        let tenant = self.state.tenant();
+        let mut jobs = Vec::with_capacity(body.0.jobs.len());
+        for job in &body.0.jobs {
+            self.check_datasets(job).await?;
+            jobs.push(convert::new_job(tenant, job)?);
+        }
+        let enqueued = self
+            .state
+            .queue
+            .enqueue_batch(self.state.queue.pool(), jobs)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(SubmitBatchResponse::Created(Json(JobBatch {
+            jobs: enqueued.iter().map(|e| convert::job(&e.job)).collect(),
+        })))
+    }
+
+    /// Get a job.
+    ///
+    /// With `wait`, returns as soon as the job finishes or after `wait`
+    /// seconds, whichever comes first.
+    #[oai(path = "/v1/jobs/:id", method = "get", operation_id = "getJob")]
+    async fn get_job(
+        &self,
+        /// The job's id.
+        id: Path<Uuid>,
+        /// Seconds to wait for the job to finish (0 to 60).
+        #[oai(validator(maximum(value = "60")))]
+        wait: Query<Option<u32>>,
+    ) -> Result<GetJobResponse, GetJobError> {
+        match self.wait_for(JobId(id.0), wait.0).await? {
+            Some(job) => Ok(GetJobResponse::Ok(Json(convert::job(&job)))),
+            None => Err(ApiError::NotFound(format!("no job {}", id.0)).into()),
+        }
+    }
+
+    /// List jobs, newest first.
+    #[oai(path = "/v1/jobs", method = "get", operation_id = "listJobs")]
+    async fn list_jobs(
+        &self,
+        /// Only jobs in this state.
+        state: Query<Option<JobState>>,
+        /// Only jobs that read this dataset.
+        dataset: Query<Option<Uuid>>,
+        /// Only jobs of this analysis type (`sql`, `summary`, …).
+        #[oai(name = "type")]
+        analysis_type: Query<Option<String>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// Page size, 1 to 1000.
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        limit: Query<i64>,
+    ) -> Result<ListJobsResponse, ListJobsError> {
+        let mut contains = serde_json::Map::new();
+        if let Some(dataset) = dataset.0 {
+            contains.insert("inputs".into(), serde_json::json!([{ "dataset": dataset }]));
+        }
+        if let Some(t) = analysis_type.0 {
+            contains.insert("analysis".into(), serde_json::json!({ "type": t }));
+        }
+        let filter = JobFilter {
+            states: state.0.map(convert::queue_state).into_iter().collect(),
+            kind: Some(convert::ANALYSIS_KIND.to_owned()),
+            payload_contains: (!contains.is_empty()).then_some(serde_json::Value::Object(contains)),
+            before: parse_cursor(cursor.0.as_deref())?,
+            limit: limit.0,
+        };
+        let jobs = self
+            .state
+            .queue
+            .list(self.state.tenant(), &filter)
+            .await
+            .map_err(ApiError::from)?;
+        let next_cursor = (jobs.len() as i64 == limit.0)
+            .then(|| jobs.last().map(|j| j.id.to_string()))
+            .flatten();
+        Ok(ListJobsResponse::Ok(Json(JobPage {
+            items: jobs.iter().map(convert::job).collect(),
+            next_cursor,
+        })))
+    }
+
+    /// Cancel a job.
+    ///
+    /// A queued job is cancelled at once (200). A running job's worker is
+    /// told and stops it within seconds (202); get the job to see it end.
+    #[oai(
+        path = "/v1/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancelJob"
+    )]
+    async fn cancel_job(
+        &self,
+        /// The job's id.
+        id: Path<Uuid>,
+    ) -> Result<CancelJobResponse, CancelJobError> {
+        let tenant = self.state.tenant();
+        let id = JobId(id.0);
+        let outcome = self
+            .state
+            .queue
+            .cancel(tenant, id)
+            .await
+            .map_err(ApiError::from)?;
+        let job = self
+            .state
+            .queue
+            .get(tenant, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        let view = Json(convert::job(&job));
+        match outcome {
+            Cancel::NotFound => Err(ApiError::NotFound(format!("no job {id}")).into()),
+            Cancel::Requested => Ok(CancelJobResponse::Accepted(view)),
+            Cancel::Cancelled | Cancel::AlreadyFinished(_) => Ok(CancelJobResponse::Done(view)),
+        }
+    }
+
+    /// Fetch a job's result: a page of rows as JSON, or everything as CSV
+    /// or Parquet, streamed.
+    #[oai(
+        path = "/v1/jobs/:id/result",
+        method = "get",
+        operation_id = "getJobResult"
+    )]
+    async fn get_job_result(
+        &self,
+        /// The job's id.
+        id: Path<Uuid>,
+        /// `json` (paged), `csv` or `parquet`.
+        #[oai(default = "default_format")]
+        format: Query<ResultFormat>,
+        /// The `next_cursor` of the previous JSON page.
+        cursor: Query<Option<String>>,
+        /// JSON page size, 1 to 10000.
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "10000"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<GetResultResponse, GetResultError> {
+        let tenant = self.state.tenant();
+        let id = JobId(id.0);
+        let job = self
+            .state
+            .queue
+            .get(tenant, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        if job.state != crunch_queue::JobState::Succeeded {
+            return Err(ApiError::Conflict(format!(
+                "job {id} is {}; only a succeeded job has a result",
+                job.state
+            ))
+            .into());
+        }
+        let path = self.state.store.result_path(tenant, id);
+        let objects = self.state.store.objects();
+        Ok(match format.0 {
+            ResultFormat::Parquet => {
+                GetResultResponse::Parquet(Binary(results::parquet(objects, &path).await?))
+            }
+            ResultFormat::Csv => {
+                GetResultResponse::Csv(Binary(results::csv(objects, &path).await?))
+            }
+            ResultFormat::Json => {
+                let offset = match cursor.0 {
+                    Some(c) => c.parse::<usize>().map_err(|_| {
+                        ApiError::BadRequest(format!("cursor {c:?} is not one this API gave out"))
+                    })?,
+                    None => 0,
+                };
+                GetResultResponse::Json(Json(
+                    results::json_page(objects, &path, offset, limit.0 as usize).await?,
+                ))
+            }
+        })
+    }
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+fn default_page() -> u32 {
+    1000
+}
+
+fn default_format() -> ResultFormat {
+    ResultFormat::Json
+}
+
+impl JobsApi {
+    /// Every input names a dataset this tenant has: a clear 422 at submit
+    /// beats a failed job later.
+    async fn check_datasets(&self, job: &NewJob) -> Result<(), ApiError> {
+        for input in &job.inputs {
+            let found = self
+                .state
+                .store
+                .get(self.state.tenant(), crunch_store::DatasetId(input.dataset))
+                .await?;
+            if found.is_none() {
+                return Err(ApiError::Unprocessable {
+                    detail: format!(
+                        "input {:?} names dataset {}, which does not exist",
+                        input.table, input.dataset
+                    ),
+                    errors: vec![crate::problem::InputError {
+                        line: None,
+                        column: Some("inputs".to_owned()),
+                        message: format!("unknown dataset {}", input.dataset),
+                    }],
+                });
+            }
+        }
+        Ok(())
+    }
+}

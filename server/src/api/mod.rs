@@ -1,0 +1,51 @@
+//! The OpenAPI operations, grouped by resource.
+
+pub mod convert;
+mod datasets;
+mod jobs;
+pub mod model;
+mod ops;
+// ParquetObjectReader is deprecated upstream in favour of hand-written
+// AsyncFileReader implementations; it still does exactly what serving a
+// result needs (ranged reads of one object).
+#[allow(deprecated)]
+mod results;
+
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::state::AppState;
+
+/// Groups of operations in the spec.
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Upload and manage datasets.
+    Datasets,
+    /// Run analyses and fetch their results.
+    Jobs,
+    /// Queue statistics, health and metrics.
+    Operations,
+}
+
+/// Every operation of the API.
+pub type Api = (datasets::DatasetsApi, jobs::JobsApi, ops::OpsApi);
+
+/// The API as an OpenAPI service.
+pub fn service(state: AppState) -> OpenApiService<Api, ()> {
+    OpenApiService::new(
+        (
+            datasets::DatasetsApi {
+                state: state.clone(),
+            },
+            jobs::JobsApi {
+                state: state.clone(),
+            },
+            ops::OpsApi { state },
+        ),
+        "crunch",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Upload datasets, run analyses on them as jobs, and fetch the results. \
+         Errors are RFC 9457 problem details.",
+    )
+}

@@ -1,0 +1,279 @@
+//! Errors as RFC 9457 problem details: the one error body of the API, and
+//! the single place where failures of the layers below become HTTP statuses.
+
+use crunch_queue::QueueError;
+use crunch_store::StoreError;
+use poem_openapi::Object;
+
+/// A problem report (RFC 9457), served as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong this time, for a person.
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+    /// Where in the input it went wrong, when the input was at fault.
+    #[oai(skip_serializing_if_is_empty, default)]
+    pub errors: Vec<InputError>,
+}
+
+/// One fault in a request's input.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct InputError {
+    /// 1-based line of an uploaded body.
+    #[oai(skip_serializing_if_is_none)]
+    pub line: Option<u64>,
+    /// The column (of an upload) or field (of a request) at fault.
+    #[oai(skip_serializing_if_is_none)]
+    pub column: Option<String>,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A failure while serving a request, before it is given a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: no such resource (for this tenant).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the resource is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is over the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: the body's media type is not accepted.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the input is well-formed but wrong (bad rows, unknown kinds).
+    #[error("{detail}")]
+    Unprocessable {
+        /// The summary.
+        detail: String,
+        /// Where.
+        errors: Vec<InputError>,
+    },
+    /// 503: a dependency (the database, the object store) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; details are logged, not sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status this error is served with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::TooLarge(_) => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::Unprocessable { .. } => 422,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The problem body. Internal errors are logged here and reported
+    /// without their details.
+    pub fn problem(self) -> Problem {
+        let status = self.status();
+        let (slug, title) = match status {
+            400 => ("bad-request", "Bad request"),
+            404 => ("not-found", "Not found"),
+            409 => ("conflict", "Conflict"),
+            413 => ("too-large", "Payload too large"),
+            415 => ("unsupported-media-type", "Unsupported media type"),
+            422 => ("invalid-input", "Invalid input"),
+            503 => ("unavailable", "Service unavailable"),
+            _ => ("internal", "Internal server error"),
+        };
+        let (detail, errors) = match self {
+            ApiError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (
+                    Some("an unexpected error occurred; it has been logged".to_owned()),
+                    Vec::new(),
+                )
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!("dependency unavailable: {detail}");
+                (
+                    Some("a dependency is unavailable; retry later".to_owned()),
+                    Vec::new(),
+                )
+            }
+            ApiError::Unprocessable { detail, errors } => (Some(detail), errors),
+            other => (Some(other.to_string()), Vec::new()),
+        };
+        Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status,
+            detail,
+            errors,
+        }
+    }
+
+    /// From a request that poem-openapi could not parse (bad JSON, a
+    /// missing parameter, a wrong content type, an oversized body).
+    pub fn from_poem(err: poem::Error) -> ApiError {
+        let message = err.to_string();
+        match err.status().as_u16() {
+            413 => ApiError::TooLarge(message),
+            415 => ApiError::UnsupportedMediaType(message),
+            404 => ApiError::NotFound(message),
+            _ => ApiError::BadRequest(message),
+        }
+    }
+}
+
+/// Database errors that mean "unreachable" are 503s; the rest are bugs.
+fn database(e: &sqlx::Error) -> ApiError {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => ApiError::Unavailable(format!("database: {e}")),
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("57") || c.starts_with("08")) =>
+        {
+            // Class 57 (operator intervention: shutting down) and 08
+            // (connection exceptions).
+            ApiError::Unavailable(format!("database: {e}"))
+        }
+        _ => ApiError::Internal(format!("database: {e}")),
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::UnknownKind { kind } => ApiError::Unprocessable {
+                detail: format!("unknown job type {kind:?}"),
+                errors: Vec::new(),
+            },
+            QueueError::InvalidPayload { reason, .. } => ApiError::Unprocessable {
+                detail: format!("invalid analysis: {reason}"),
+                errors: Vec::new(),
+            },
+            QueueError::InvalidOption(reason) => ApiError::Unprocessable {
+                detail: reason,
+                errors: Vec::new(),
+            },
+            QueueError::InvalidState { state } => ApiError::Conflict(format!("the job is {state}")),
+            QueueError::Database(e) => database(&e),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("no such dataset".to_owned()),
+            StoreError::BadInput {
+                line,
+                column,
+                message,
+            } => {
+                let at = match (line, &column) {
+                    (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+                    (Some(l), None) => format!(" at line {l}"),
+                    (None, Some(c)) => format!(" in column {c}"),
+                    (None, None) => String::new(),
+                };
+                ApiError::Unprocessable {
+                    detail: format!("the upload is invalid{at}: {message}"),
+                    errors: vec![InputError {
+                        line,
+                        column,
+                        message,
+                    }],
+                }
+            }
+            StoreError::TooLarge { limit } => {
+                ApiError::TooLarge(format!("the body is over the limit of {limit} bytes"))
+            }
+            StoreError::SchemaMismatch { expected, found } => ApiError::Unprocessable {
+                detail: format!(
+                    "the batch's schema does not match the dataset's: expected {expected}, found {found}"
+                ),
+                errors: Vec::new(),
+            },
+            StoreError::InvalidName(reason) => ApiError::Unprocessable {
+                detail: reason,
+                errors: Vec::new(),
+            },
+            StoreError::Database(e) => database(&e),
+            StoreError::Object(e) => ApiError::Unavailable(format!("object store: {e}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The parse-error hook every operation's error enum uses.
+pub fn from_poem_error<T: From<ApiError>>(err: poem::Error) -> T {
+    T::from(ApiError::from_poem(err))
+}
+
+/// Declares an operation's error responses: one problem-details variant per
+/// listed status, plus 500 and 503, which any operation can answer. Every
+/// status an operation can return is thereby in the spec, and parse errors
+/// caught by poem-openapi become the matching problem too.
+#[macro_export]
+macro_rules! problems {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $variant:ident : $desc:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, poem_openapi::ApiResponse)]
+        #[oai(bad_request_handler = "crate::problem::from_poem_error")]
+        pub enum $name {
+            $(
+                #[doc = $desc]
+                #[oai(status = $status, content_type = "application/problem+json")]
+                $variant(poem_openapi::payload::Json<$crate::problem::Problem>),
+            )*
+            /// The database or object store is unavailable; retry later.
+            #[oai(status = 503, content_type = "application/problem+json")]
+            Unavailable(poem_openapi::payload::Json<$crate::problem::Problem>),
+            /// An unexpected server error.
+            #[oai(status = 500, content_type = "application/problem+json")]
+            Internal(poem_openapi::payload::Json<$crate::problem::Problem>),
+        }
+
+        impl From<$crate::problem::ApiError> for $name {
+            fn from(e: $crate::problem::ApiError) -> Self {
+                let problem = e.problem();
+                match problem.status {
+                    $($status => $name::$variant(poem_openapi::payload::Json(problem)),)*
+                    503 => $name::Unavailable(poem_openapi::payload::Json(problem)),
+                    other => {
+                        // A status this operation does not declare would be
+                        // undocumented: serve it as a 500 and log it.
+                        tracing::error!("undeclared status {other}: {:?}", problem.detail);
+                        $name::Internal(poem_openapi::payload::Json(
+                            $crate::problem::ApiError::Internal(format!(
+                                "undeclared status {other}: {}",
+                                problem.detail.unwrap_or_default()
+                            ))
+                            .problem(),
+                        ))
+                    }
+                }
+            }
+        }
+    };
+}

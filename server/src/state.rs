@@ -1,0 +1,53 @@
+//! What every request handler shares.
+
+use std::time::Duration;
+
+use crunch_queue::{Queue, TenantId};
+use crunch_store::Store;
+
+use crate::{metrics::Metrics, waiters::Waiters};
+
+/// Limits on what a request may ask for.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest upload body, in bytes.
+    pub max_upload_bytes: u64,
+    /// The longest line of a CSV or NDJSON upload, in bytes.
+    pub max_line_bytes: usize,
+    /// The longest a request may long-poll.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 1 << 30,
+            max_line_bytes: 1 << 20,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The application's shared state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job queue.
+    pub queue: Queue,
+    /// Datasets and results.
+    pub store: Store,
+    /// Parked long-poll requests.
+    pub waiters: Waiters,
+    /// Request limits.
+    pub limits: Limits,
+    /// Counters and histograms for /metrics.
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The tenant a request acts for. Every request belongs to the default
+    /// tenant until API keys map requests to tenants; every query below
+    /// already filters by it.
+    pub fn tenant(&self) -> TenantId {
+        TenantId::DEFAULT
+    }
+}

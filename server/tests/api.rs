@@ -1,0 +1,305 @@
+//! The service end to end over HTTP: upload, run analyses, fetch results,
+//! with values checked against answers worked out by hand.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const PRICES: &str = "city,price,day
+oslo,10,2024-01-01
+oslo,20,2024-01-01
+bergen,NA,2024-01-02
+bergen,40,2024-01-02
+oslo,30,2024-01-03
+";
+
+fn close(actual: &Value, expected: f64) -> bool {
+    actual.as_f64().is_some_and(|a| (a - expected).abs() < 1e-6)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_csv_is_summarised_and_queried_with_hand_checked_answers() {
+    let app = spawn_app().await;
+    let dataset = app.dataset("prices", PRICES).await;
+    let (status, detail) = app.get(&format!("/v1/datasets/{dataset}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["dataset"]["rows"], 5);
+    assert_eq!(detail["parts"].as_array().unwrap().len(), 1);
+
+    let inputs = json!([{"table": "prices", "dataset": dataset}]);
+    let job = app
+        .run(
+            inputs.clone(),
+            json!({"type": "summary", "table": "prices", "columns": ["price"]}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["rows"], 1);
+    let rows = app.rows(job["id"].as_str().unwrap()).await;
+    let price = &rows[0];
+    // price: 10, 20, null, 40, 30
+    assert_eq!(price["column"], "price");
+    assert_eq!(price["count"], 4);
+    assert_eq!(price["nulls"], 1);
+    assert_eq!(price["min"], "10");
+    assert_eq!(price["max"], "40");
+    assert!(close(&price["mean"], 25.0), "{price}");
+    // sample stddev: sqrt((15² + 5² + 15² + 5²) / 3)
+    assert!(close(&price["stddev"], (500.0f64 / 3.0).sqrt()), "{price}");
+
+    let job = app
+        .run(
+            inputs.clone(),
+            json!({"type": "sql", "query": "SELECT city, sum(price) AS total, count(*) AS n FROM prices GROUP BY city ORDER BY city"}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let rows = app.rows(job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"city": "bergen", "total": 40, "n": 2}),
+            json!({"city": "oslo", "total": 60, "n": 3}),
+        ]
+    );
+
+    // Mean price per city, only for cities with at least 3 prices.
+    let job = app
+        .run(
+            inputs,
+            json!({"type": "group_by", "table": "prices", "keys": ["city"],
+                   "aggregates": [{"function": "mean", "column": "price", "alias": "avg_price"}],
+                   "min_group_size": 3}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let mut rows = app.rows(job["id"].as_str().unwrap()).await;
+    rows.sort_by_key(|r| r["city"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(rows[0]["city"], "bergen");
+    assert!(
+        rows[0]["avg_price"].is_null(),
+        "2 prices is below the minimum: {rows:?}"
+    );
+    assert!(close(&rows[1]["avg_price"], 20.0), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_comes_as_csv_and_as_parquet() {
+    let app = spawn_app().await;
+    let dataset = app.dataset("prices", PRICES).await;
+    let job = app
+        .run(
+            json!([{"table": "p", "dataset": dataset}]),
+            json!({"type": "sql", "query": "SELECT city, price FROM p WHERE price >= 30 ORDER BY price"}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap();
+    let csv = app
+        .client
+        .get(app.url(&format!("/v1/jobs/{id}/result?format=csv")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv");
+    assert_eq!(
+        csv.text().await.unwrap(),
+        "city,price\noslo,30\nbergen,40\n"
+    );
+    let parquet = app
+        .client
+        .get(app.url(&format!("/v1/jobs/{id}/result?format=parquet")))
+        .send()
+        .await
+        .unwrap();
+    let bytes = parquet.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+    assert_eq!(bytes.len() as u64, job["result"]["bytes"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_results_page_with_a_cursor() {
+    let app = spawn_app().await;
+    let dataset = app.dataset("prices", PRICES).await;
+    let job = app
+        .run(
+            json!([{"table": "p", "dataset": dataset}]),
+            json!({"type": "sql", "query": "SELECT day FROM p ORDER BY day, city"}),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap();
+    let (_, first) = app.get(&format!("/v1/jobs/{id}/result?limit=3")).await;
+    assert_eq!(first["rows"].as_array().unwrap().len(), 3);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(&format!("/v1/jobs/{id}/result?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(second["rows"].as_array().unwrap().len(), 2);
+    assert!(second.get("next_cursor").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_upload_names_line_and_column_and_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let csv = "city,price\noslo,10\nbergen,abc\n";
+    let (status, problem) = app
+        .upload_csv("name=bad&schema=city:string,price:int64", csv)
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["status"], 422);
+    assert_eq!(problem["errors"][0]["line"], 3, "{problem}");
+    assert_eq!(problem["errors"][0]["column"], "price");
+    let (_, page) = app.get("/v1/datasets").await;
+    assert_eq!(page["items"], json!([]));
+    assert!(app.stored_files().is_empty(), "{:?}", app.stored_files());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_upload_is_413_and_a_wrong_media_type_is_415() {
+    let app = spawn_with(Options {
+        max_upload_bytes: 64,
+        ..Options::default()
+    })
+    .await;
+    let big = format!("a,b\n{}", "1,2\n".repeat(100));
+    let (status, problem) = app.upload_csv("name=big", &big).await;
+    assert_eq!(status, 413, "{problem}");
+    let response = app
+        .client
+        .post(app.url("/v1/datasets?name=x"))
+        .header("content-type", "application/xml")
+        .body("<a/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(app.stored_files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_with_a_used_idempotency_key_returns_the_same_job() {
+    let app = spawn_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let dataset = app.dataset("prices", PRICES).await;
+    let job = json!({
+        "inputs": [{"table": "p", "dataset": dataset}],
+        "analysis": {"type": "sql", "query": "SELECT 1"},
+        "idempotency_key": "nightly-2024-01-01",
+    });
+    let (first_status, first) = app.post("/v1/jobs", job.clone()).await;
+    let (second_status, second) = app.post("/v1/jobs", job).await;
+    assert_eq!(
+        (first_status, second_status),
+        (201, 200),
+        "{first} {second}"
+    );
+    assert_eq!(first["id"], second["id"]);
+    let (_, page) = app.get("/v1/jobs").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_naming_an_unknown_dataset_or_with_unknown_fields_is_rejected() {
+    let app = spawn_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let (status, problem) = app
+        .post(
+            "/v1/jobs",
+            json!({"inputs": [{"table": "t", "dataset": uuid::Uuid::now_v7()}],
+                   "analysis": {"type": "sql", "query": "SELECT 1"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (status, problem) = app
+        .post(
+            "/v1/jobs",
+            json!({"inputs": [], "analysis": {"type": "sql", "query": "SELECT 1"}, "colour": "red"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["title"], "Bad request");
+    let (status, _) = app.get(&format!("/v1/jobs/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_query_stops_it() {
+    let app = spawn_app().await;
+    let mut csv = String::from("x\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("{i}\n"));
+    }
+    let dataset = app.dataset("numbers", &csv).await;
+    // 2.7e10 combinations: runs far longer than this test.
+    let (status, job) = app
+        .post(
+            "/v1/jobs",
+            json!({"inputs": [{"table": "t", "dataset": dataset}],
+                   "analysis": {"type": "sql", "query": "SELECT count(*) FROM t a, t b, t c WHERE a.x + b.x + c.x = -1"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let mut state = String::new();
+    for _ in 0..300 {
+        let (_, job) = app.get(&format!("/v1/jobs/{id}")).await;
+        state = job["state"].as_str().unwrap().to_owned();
+        if state == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "running");
+    let (status, job) = app
+        .post(&format!("/v1/jobs/{id}/cancel"), json!(null))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = app.finished(&id).await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let (status, _) = app.get(&format!("/v1/jobs/{id}/result")).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_answer_with_problem_details() {
+    let app = spawn_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let response = app.client.get(app.url("/v1/nope")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("crunch_jobs{state=\"queued\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crunch_http_request_duration_seconds_count"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,232 @@
+//! A real server on a loopback port, over a fresh database and a temporary
+//! dataset store, with an in-process worker.
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use crunch_db::testing::{TestDb, test_db};
+use crunch_queue::{Queue, Registry, WorkerConfig};
+use crunch_server::{
+    metrics::Metrics,
+    state::{AppState, Limits},
+    waiters::Waiters,
+};
+use crunch_store::Store;
+use crunch_worker::{
+    analysis::AnalysisJob,
+    engine::{Engine, EngineConfig},
+    runner::{ANALYSIS_KIND, Deps, WorkerOptions, run_worker},
+};
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpListener},
+};
+use serde_json::Value;
+use tokio::sync::watch;
+
+pub struct App {
+    pub db: TestDb,
+    pub store_dir: tempfile::TempDir,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub queue: Queue,
+    stop: watch::Sender<bool>,
+}
+
+pub struct Options {
+    pub workers: bool,
+    pub memory_limit: Option<usize>,
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: true,
+            memory_limit: None,
+            max_upload_bytes: 1 << 30,
+        }
+    }
+}
+
+pub async fn spawn_app() -> App {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> App {
+    let db = test_db().await;
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        db.pool().clone(),
+        &format!("file://{}", store_dir.path().display()),
+    )
+    .unwrap();
+    let queue = Queue::new(db.pool().clone(), Registry::new().register::<AnalysisJob>());
+    let state = AppState {
+        queue: queue.clone(),
+        store: store.clone(),
+        waiters: Waiters::start(queue.clone()),
+        limits: Limits {
+            max_upload_bytes: options.max_upload_bytes,
+            max_line_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+        metrics: Metrics::default(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr: SocketAddr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    {
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    crunch_server::app(state),
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                    Some(Duration::from_secs(5)),
+                )
+                .await
+        });
+    }
+    if options.workers {
+        let engine = Engine::new(EngineConfig {
+            memory_limit: options.memory_limit,
+            threads: 2,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let worker = WorkerOptions {
+            queue: WorkerConfig::new("test-worker")
+                .kinds([ANALYSIS_KIND])
+                .heartbeat_interval(Duration::from_millis(200))
+                .poll_interval(Duration::from_millis(200)),
+            grace: Duration::from_secs(5),
+        };
+        let mut stopped = stopped.clone();
+        tokio::spawn(run_worker(
+            queue.clone(),
+            Deps { store, engine },
+            worker,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    App {
+        db,
+        store_dir,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        queue,
+        stop,
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl App {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Uploads a CSV body; returns (status, body).
+    pub async fn upload_csv(&self, query: &str, csv: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/datasets?{query}")))
+            .header("content-type", "text/csv")
+            .body(csv.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Uploads a CSV dataset that must succeed; returns its id.
+    pub async fn dataset(&self, name: &str, csv: &str) -> String {
+        let (status, body) = self.upload_csv(&format!("name={name}&null=NA"), csv).await;
+        assert_eq!(status, 201, "{body}");
+        body["dataset"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submits a job and long-polls it to the end.
+    pub async fn run(&self, inputs: Value, analysis: Value) -> Value {
+        let (status, job) = self
+            .post(
+                "/v1/jobs?wait=30",
+                serde_json::json!({"inputs": inputs, "analysis": analysis}),
+            )
+            .await;
+        assert_eq!(status, 201, "{job}");
+        self.finished(job["id"].as_str().unwrap()).await
+    }
+
+    /// Long-polls a job until it is terminal.
+    pub async fn finished(&self, id: &str) -> Value {
+        for _ in 0..20 {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}?wait=30")).await;
+            assert_eq!(status, 200, "{job}");
+            if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+        }
+        panic!("job {id} did not finish");
+    }
+
+    /// All rows of a succeeded job's result, as JSON objects.
+    pub async fn rows(&self, id: &str) -> Vec<Value> {
+        let (status, page) = self
+            .get(&format!("/v1/jobs/{id}/result?format=json&limit=10000"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["rows"].as_array().unwrap().clone()
+    }
+
+    /// Files under the dataset store.
+    pub fn stored_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.store_dir.path(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,33 @@
+//! The committed `openapi.json` is the spec the server serves. Set
+//! `UPDATE_OPENAPI=1` to rewrite it after changing the API on purpose.
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committed_openapi_json_matches_the_served_spec() {
+    let app = common::spawn_with(common::Options {
+        workers: false,
+        ..common::Options::default()
+    })
+    .await;
+    let served = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &pretty).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "openapi.json is out of date; run `UPDATE_OPENAPI=1 cargo test -p crunch-server --test spec` and commit it"
+    );
+}

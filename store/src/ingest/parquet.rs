@@ -1,0 +1,40 @@
+//! Parquet bodies: read in full (every page decoded, so corruption is found
+//! now rather than by a job) and rewritten with the store's settings.
+
+use std::fs::File;
+
+use datafusion::{
+    arrow::error::ArrowError, parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder,
+};
+
+use super::{BATCH_ROWS, Converted, Expect, arrow_message, sink::ParquetSink};
+use crate::{
+    error::StoreError,
+    schema::{mismatch, normalize, same_columns},
+};
+
+/// Converts the Parquet file `file` (the footer is at its end, which is why
+/// the body had to be spooled first).
+pub(super) fn convert(file: File, expect: Expect) -> Result<Converted, StoreError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|error| StoreError::bad(format!("not a readable Parquet file: {error}")))?;
+    let found = normalize(builder.schema())?;
+    if let Expect::Declared(expected) | Expect::Dataset(expected) = &expect
+        && !same_columns(expected, &found)
+    {
+        return Err(mismatch(expected, &found));
+    }
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|error| StoreError::bad(format!("not a readable Parquet file: {error}")))?;
+    let mut sink = ParquetSink::new(found)?;
+    for batch in reader {
+        let batch = batch.map_err(|error| match error {
+            ArrowError::IoError(_, source) => StoreError::Io(source),
+            other => StoreError::bad(format!("corrupt Parquet data: {}", arrow_message(&other))),
+        })?;
+        sink.write(&batch)?;
+    }
+    sink.finish()
+}

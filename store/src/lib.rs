@@ -1,0 +1,46 @@
+//! Datasets: ingestion of CSV, NDJSON and Parquet bodies into Parquet parts
+//! in an object store, their metadata in Postgres, and the object paths of
+//! job results.
+//!
+//! This crate is the only code that reads or writes the `datasets` and
+//! `dataset_parts` tables. A dataset is a schema and a list of parts; each
+//! part is one upload converted to one Parquet file at
+//! `<prefix>/tenants/<tenant>/datasets/<dataset>/parts/<part>.parquet`.
+//! A part's row is inserted only after its object is fully uploaded, so
+//! readers ([`Store::committed_parts`]) only ever see complete parts, and an
+//! upload is all of its rows or none.
+//!
+//! ```no_run
+//! use crunch_queue::TenantId;
+//! use crunch_store::{Format, IngestOptions, Store};
+//!
+//! # async fn run(pool: sqlx::PgPool) -> Result<(), crunch_store::StoreError> {
+//! let store = Store::open(pool, "file:///var/lib/crunch/objects")?;
+//! let body = futures_util::stream::iter([Ok(bytes::Bytes::from("a,b\n1,x\n2,y\n"))]);
+//! let (dataset, _part) = store
+//!     .create_dataset(TenantId::DEFAULT, "example", &IngestOptions::new(Format::Csv), body)
+//!     .await?;
+//! let (_schema, parts) = store
+//!     .committed_parts(TenantId::DEFAULT, dataset.id)
+//!     .await?
+//!     .ok_or(crunch_store::StoreError::NotFound)?;
+//! assert_eq!(parts.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod catalog;
+mod dataset;
+mod error;
+mod ids;
+mod ingest;
+mod objects;
+mod options;
+pub mod schema;
+mod store;
+
+pub use dataset::{Dataset, MAX_NAME_CHARS, Part, PartLocation};
+pub use error::StoreError;
+pub use ids::{DatasetId, PartId};
+pub use options::{CsvOptions, DEFAULT_INFER_RECORDS, Format, IngestOptions};
+pub use store::{MAX_PAGE, Store};

@@ -1,0 +1,417 @@
+//! The analysis engine: runs an [`Analysis`] over Parquet inputs with
+//! DataFusion and writes the result as one Parquet file.
+//!
+//! An [`Engine`] owns a multi-thread tokio runtime of its own for the CPU
+//! work, so a heavy query never starves the caller's runtime (heartbeats,
+//! HTTP), and a DataFusion `RuntimeEnv` whose memory pool and spill
+//! directory all runs share. Each run gets a fresh session that sees its
+//! inputs and nothing else (see `session`).
+
+mod analyses;
+mod error;
+mod execution;
+mod memory;
+mod output;
+mod progress;
+mod runner;
+mod session;
+mod sql;
+mod yielding;
+
+use std::{
+    future::Future,
+    num::NonZeroUsize,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use datafusion::{
+    arrow::datatypes::SchemaRef,
+    execution::{
+        disk_manager::{DiskManagerBuilder, DiskManagerMode},
+        memory_pool::{FairSpillPool, TrackConsumersPool},
+        object_store::ObjectStoreUrl,
+        runtime_env::{RuntimeEnv, RuntimeEnvBuilder},
+    },
+};
+use object_store::{ObjectStore, ObjectStoreExt, path::Path};
+
+pub use error::EngineError;
+use execution::Stop;
+use output::ResultWriter;
+use progress::{DONE, Progress, WRITING};
+use runner::{Runner, SpillCounters};
+
+use crate::analysis::{Analysis, ColumnSummary, ResultSummary};
+
+/// How long a cancelled run may take to stop on its own (abort the upload,
+/// drop the plan) before its task is aborted outright.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Stack of each engine thread.
+const ENGINE_STACK_BYTES: usize = 16 << 20;
+
+/// Default for [`EngineConfig::max_sql_bytes`].
+pub const DEFAULT_MAX_SQL_BYTES: usize = 100 * 1024;
+
+/// Default for [`EngineConfig::batch_size`].
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// How the engine is set up. A zero in `threads`, `target_partitions`,
+/// `batch_size` or `max_sql_bytes` means its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// DataFusion memory pool size in bytes, shared by concurrent runs.
+    /// None: 60% of the cgroup memory limit (`/sys/fs/cgroup/memory.max`,
+    /// or cgroup v1's `memory.limit_in_bytes`), else half the machine's
+    /// memory (`/proc/meminfo`).
+    pub memory_limit: Option<usize>,
+    /// Where spill files go (created if missing); None: the OS temp dir.
+    pub spill_dir: Option<PathBuf>,
+    /// Threads of the engine's own runtime (default: available
+    /// parallelism).
+    pub threads: usize,
+    /// DataFusion's `target_partitions`: how many partitions a plan
+    /// processes in parallel (default: `threads`).
+    pub target_partitions: usize,
+    /// DataFusion's `batch_size`: rows per batch (default 8192).
+    pub batch_size: usize,
+    /// Longest SQL text accepted, in bytes (default 100 kB).
+    pub max_sql_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            memory_limit: None,
+            spill_dir: None,
+            threads: 0,
+            target_partitions: 0,
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_sql_bytes: DEFAULT_MAX_SQL_BYTES,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The configuration with every zero replaced by its default.
+    fn resolved(mut self) -> Self {
+        if self.memory_limit.is_none() {
+            self.memory_limit = Some(memory::default_memory_limit());
+        }
+        if self.threads == 0 {
+            self.threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        }
+        if self.target_partitions == 0 {
+            self.target_partitions = self.threads;
+        }
+        if self.batch_size == 0 {
+            self.batch_size = DEFAULT_BATCH_SIZE;
+        }
+        if self.max_sql_bytes == 0 {
+            self.max_sql_bytes = DEFAULT_MAX_SQL_BYTES;
+        }
+        self
+    }
+}
+
+/// One input table of a run.
+#[derive(Debug, Clone)]
+pub struct TableInput {
+    /// The name SQL and the named analyses use.
+    pub name: String,
+    /// The table's schema; files are read as this schema (missing columns
+    /// are null).
+    pub schema: SchemaRef,
+    /// Exactly the Parquet files to read; other files beside them are not
+    /// read. No files: an empty table.
+    pub files: Vec<Path>,
+}
+
+/// One analysis to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The store holding the inputs and receiving the output.
+    pub objects: Arc<dyn ObjectStore>,
+    /// The URL `objects` is registered under for the run (e.g.
+    /// `s3://bucket`); input paths are relative to it.
+    pub object_store_url: ObjectStoreUrl,
+    /// The input tables.
+    pub inputs: Vec<TableInput>,
+    /// What to compute.
+    pub analysis: Analysis,
+    /// Where the result Parquet file goes.
+    pub output: Path,
+}
+
+/// Spill totals since the engine started, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpillTotals {
+    /// Spill files written.
+    pub files: u64,
+    /// Bytes spilled.
+    pub bytes: u64,
+}
+
+/// The analysis engine. Cheap to clone; clones share the runtime and the
+/// memory pool.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Always Some until dropped; taken in `drop` to shut down without
+    /// blocking (dropping a runtime inside another one would panic).
+    runtime: Option<tokio::runtime::Runtime>,
+    env: Arc<RuntimeEnv>,
+    config: EngineConfig,
+    memory_limit: usize,
+    spills: Arc<SpillCounters>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Engine {
+    /// Builds the engine's runtime, memory pool and spill directory.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let config = config.resolved();
+        let memory_limit = config
+            .memory_limit
+            .unwrap_or_else(memory::default_memory_limit);
+        let mode = match &config.spill_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                DiskManagerMode::Directories(vec![dir.clone()])
+            }
+            None => DiskManagerMode::OsTmpDirectory,
+        };
+        // Tracking the largest consumers makes an out-of-memory message say
+        // which operators held the memory.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(memory_limit),
+            NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+        );
+        let env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
+            .build_arc()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("crunch-engine")
+            // Planning recurses over expression trees; debug builds need a
+            // lot of stack per level. The memory is only reserved, not used.
+            .thread_stack_size(ENGINE_STACK_BYTES)
+            .enable_all()
+            .build()?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                runtime: Some(runtime),
+                env,
+                config,
+                memory_limit,
+                spills: Arc::default(),
+            }),
+        })
+    }
+
+    /// The configuration in effect (defaults and the detected memory limit
+    /// filled in).
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The memory pool's size in bytes.
+    pub fn memory_limit(&self) -> usize {
+        self.inner.memory_limit
+    }
+
+    /// What runs have spilled to disk since the engine started.
+    pub fn spill_totals(&self) -> SpillTotals {
+        SpillTotals {
+            files: self.inner.spills.files.load(Ordering::Relaxed),
+            bytes: self.inner.spills.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Plans and executes `request` on the engine's own runtime, streams
+    /// the result into a Parquet file at `request.output`, and reports
+    /// progress (a fraction from 0 to 1 and a message) through `progress`
+    /// as it goes.
+    ///
+    /// When `cancel` resolves, the run stops within about two seconds and
+    /// returns [`EngineError::Cancelled`], unless it finished first: a
+    /// result that exists is returned. Dropping the returned future stops
+    /// the run too. A failed run leaves no file at `request.output`.
+    pub async fn run(
+        &self,
+        request: RunRequest,
+        progress: impl Fn(f32, &str) + Send + Sync + 'static,
+        cancel: impl Future<Output = ()> + Send,
+    ) -> Result<ResultSummary, EngineError> {
+        let runtime = self.runtime()?;
+        let objects = Arc::clone(&request.objects);
+        let output = request.output.clone();
+        let (stop_sender, stop) = Stop::new();
+        let inner = Arc::clone(&self.inner);
+        let progress = Progress::new(Arc::new(progress));
+        let mut task = runtime.spawn(async move { inner.execute(request, progress, stop).await });
+
+        tokio::pin!(cancel);
+        tokio::select! {
+            joined = &mut task => match joined {
+                Ok(result) => result,
+                Err(error) => {
+                    // The task panicked and may have left a file behind.
+                    delete_quietly(objects.as_ref(), &output).await;
+                    Err(EngineError::Execution(format!("the analysis task failed: {error}")))
+                }
+            },
+            () = &mut cancel => {
+                let _ = stop_sender.send(true);
+                let grace = grace_timer();
+                tokio::select! {
+                    joined = &mut task => match joined {
+                        Ok(Ok(summary)) => Ok(summary),
+                        Ok(Err(_)) => Err(EngineError::Cancelled),
+                        Err(_) => {
+                            delete_quietly(objects.as_ref(), &output).await;
+                            Err(EngineError::Cancelled)
+                        }
+                    },
+                    _ = grace => {
+                        tracing::warn!("a cancelled run did not stop in time; aborting it");
+                        task.abort();
+                        delete_quietly(objects.as_ref(), &output).await;
+                        Err(EngineError::Cancelled)
+                    }
+                }
+            }
+        }
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, EngineError> {
+        self.inner
+            .runtime
+            .as_ref()
+            .ok_or_else(|| EngineError::Execution("the engine's runtime is shut down".into()))
+    }
+}
+
+impl Inner {
+    /// The run itself, on the engine's runtime.
+    async fn execute(
+        &self,
+        request: RunRequest,
+        progress: Progress,
+        stop: Stop,
+    ) -> Result<ResultSummary, EngineError> {
+        progress.report(0.0, "planning");
+        let RunRequest {
+            objects,
+            object_store_url,
+            inputs,
+            analysis,
+            output,
+        } = request;
+
+        let mut stopped = stop.clone();
+        let planned = async {
+            let ctx = session::session(
+                &self.env,
+                &self.config,
+                Arc::clone(&objects),
+                &object_store_url,
+                &inputs,
+            )
+            .await?;
+            let runner = Runner::new(
+                ctx,
+                progress.clone(),
+                stop.clone(),
+                self.config.max_sql_bytes,
+                Arc::clone(&self.spills),
+            );
+            let df = analyses::build(&runner, &analysis).await?;
+            let execution = runner.execute(df, WRITING).await?;
+            Ok::<_, EngineError>((runner, execution))
+        };
+        // Planning reads Parquet footers and, for some analyses, runs a
+        // first pass: it must stop on cancel too.
+        let (runner, mut execution) = tokio::select! {
+            planned = planned => planned?,
+            () = stopped.requested() => return Err(EngineError::Cancelled),
+        };
+
+        let schema = execution.schema();
+        let mut writer = ResultWriter::new(objects, output.clone(), Arc::clone(&schema))?;
+        let written = async {
+            while let Some(batch) = execution.next().await? {
+                writer.write(&batch).await?;
+            }
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        runner.record_spills(&execution);
+        drop(execution);
+        if let Err(error) = written {
+            writer.abort().await;
+            return Err(error);
+        }
+
+        progress.report(WRITING, "writing the result");
+        let rows = writer.rows();
+        let bytes = writer.finish().await?;
+        progress.report(DONE, "done");
+        Ok(ResultSummary {
+            rows,
+            bytes,
+            columns: schema
+                .fields()
+                .iter()
+                .map(|field| ColumnSummary {
+                    name: field.name().clone(),
+                    data_type: field.data_type().to_string(),
+                    nullable: field.is_nullable(),
+                })
+                .collect(),
+            path: output.to_string(),
+        })
+    }
+}
+
+/// Resolves after [`CANCEL_GRACE`]. The timer is a thread of its own: the
+/// caller's runtime may have no time driver, and the engine's threads may
+/// be the ones that are stuck.
+fn grace_timer() -> tokio::sync::oneshot::Receiver<()> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("crunch-cancel-grace".into())
+        .spawn(move || {
+            std::thread::sleep(CANCEL_GRACE);
+            let _ = sender.send(());
+        });
+    if let Err(error) = spawned {
+        // Without a timer the wait is unbounded; a dropped sender ends it
+        // at once instead.
+        tracing::warn!(%error, "could not start the cancel grace timer");
+    }
+    receiver
+}
+
+/// Deletes a result that may have been left behind; a missing one is fine
+/// and other failures are only logged.
+async fn delete_quietly(objects: &dyn ObjectStore, path: &Path) {
+    match objects.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(error) => tracing::warn!(%error, %path, "could not delete a failed run's result"),
+    }
+}
