@@ -135,6 +135,15 @@ async fn json_results_page_with_a_cursor() {
         .get(&format!("/v1/jobs/{id}/result?limit=3&cursor={cursor}"))
         .await;
     assert_eq!(second["rows"].as_array().unwrap().len(), 2);
+    // Nulls are explicit: every row has every column.
+    let job = app
+        .run(
+            json!([{"table": "p", "dataset": dataset}]),
+            json!({"type": "sql", "query": "SELECT city, price FROM p WHERE price IS NULL"}),
+        )
+        .await;
+    let rows = app.rows(job["id"].as_str().unwrap()).await;
+    assert_eq!(rows, vec![json!({"city": "bergen", "price": null})]);
     assert!(second.get("next_cursor").is_none());
 }
 
@@ -301,5 +310,73 @@ async fn unknown_routes_answer_with_problem_details() {
     assert!(
         metrics.contains("crunch_http_request_duration_seconds_count"),
         "{metrics}"
+    );
+}
+
+fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_tour_answers_the_freight_rates_question() {
+    let app = spawn_app().await;
+    let prices = app.dataset("prices", &example("prices.csv")).await;
+    let ports = app.dataset("ports", &example("ports.csv")).await;
+    let regions = app.dataset("regions", &example("regions.csv")).await;
+    let job = app
+        .run(
+            json!([
+                {"table": "prices", "dataset": prices},
+                {"table": "ports", "dataset": ports},
+                {"table": "regions", "dataset": regions},
+            ]),
+            json!({"type": "sql", "query": example("freight_rates.sql")}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    // china_main (with nested china_south_main) to north_europe_main (with
+    // nested baltic): 2016-01-01 has 4 prices averaging 1250; 2016-01-02
+    // has 2, too few; 2016-01-03 has 3 (one NA) averaging 1200.
+    let rows = app.rows(job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"day": "2016-01-01", "average_price": 1250.0}),
+            json!({"day": "2016-01-02", "average_price": null}),
+            json!({"day": "2016-01-03", "average_price": 1200.0}),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_limited_aggregation_spills_and_still_succeeds() {
+    let app = spawn_with(Options {
+        memory_limit: Some(16 << 20),
+        ..Options::default()
+    })
+    .await;
+    let rows = 1_000_000;
+    let mut csv = String::with_capacity(rows * 16);
+    csv.push_str("k,v\n");
+    for i in 0..rows {
+        csv.push_str(&format!("key-{i},{}\n", i % 7));
+    }
+    let dataset = app.dataset("wide", &csv).await;
+    let job = app
+        .run(
+            json!([{"table": "t", "dataset": dataset}]),
+            json!({"type": "group_by", "table": "t", "keys": ["k"],
+                   "aggregates": [{"function": "sum", "column": "v", "alias": "total"}]}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["result"]["rows"], rows);
+    let spilled = app.engine.as_ref().unwrap().spill_totals();
+    assert!(
+        spilled.files > 0,
+        "the aggregation did not spill: {spilled:?}"
     );
 }

@@ -31,6 +31,8 @@ pub struct App {
     pub base: String,
     pub client: reqwest::Client,
     pub queue: Queue,
+    /// The in-process worker's engine, when workers run.
+    pub engine: Option<Engine>,
     stop: watch::Sender<bool>,
 }
 
@@ -94,6 +96,7 @@ pub async fn spawn_with(options: Options) -> App {
                 .await
         });
     }
+    let mut engine_handle = None;
     if options.workers {
         let engine = Engine::new(EngineConfig {
             memory_limit: options.memory_limit,
@@ -101,6 +104,7 @@ pub async fn spawn_with(options: Options) -> App {
             ..EngineConfig::default()
         })
         .unwrap();
+        engine_handle = Some(engine.clone());
         let worker = WorkerOptions {
             queue: WorkerConfig::new("test-worker")
                 .kinds([ANALYSIS_KIND])
@@ -124,6 +128,7 @@ pub async fn spawn_with(options: Options) -> App {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         queue,
+        engine: engine_handle,
         stop,
     }
 }

@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use datafusion::{
-    arrow::{array::RecordBatch, csv::WriterBuilder, json::ArrayWriter},
+    arrow::{
+        array::RecordBatch,
+        csv::WriterBuilder,
+        json::{WriterBuilder as JsonWriterBuilder, writer::JsonArray},
+    },
     parquet::arrow::{ParquetRecordBatchStreamBuilder, async_reader::ParquetObjectReader},
 };
 use futures_util::{StreamExt, TryStreamExt};
@@ -101,7 +105,10 @@ pub async fn json_page(
         .try_collect()
         .await
         .map_err(parquet_error)?;
-    let mut writer = ArrayWriter::new(Vec::new());
+    // Nulls are spelled out, so every row object has every column.
+    let mut writer = JsonWriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
     for batch in &batches {
         writer
             .write(batch)
