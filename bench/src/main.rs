@@ -9,7 +9,9 @@
 //!     [--write docs/benchmarks.md]
 //! ```
 
+mod analysis;
 mod apalis_pg;
+mod api;
 mod crunch;
 mod floor;
 mod report;
@@ -112,28 +114,95 @@ impl Settings {
     }
 }
 
+/// Flags of the `api` and `analysis` commands: `--name value` pairs.
+fn flags(
+    args: impl Iterator<Item = String>,
+) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::new();
+    let mut args = args;
+    while let Some(flag) = args.next() {
+        let name = flag
+            .strip_prefix("--")
+            .with_context(|| format!("{flag} is not a flag"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
+}
+
+fn flag<T: std::str::FromStr>(
+    flags: &std::collections::HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match flags.get(name) {
+        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("--{name}: {e}")),
+        None => Ok(default),
+    }
+}
+
+const USAGE: &str = "usage:
+  crunch-bench queue [--jobs N] [--concurrency N] [--enqueue-jobs N] [--batch N] [--rate N] [--seconds N] [--write FILE]
+  crunch-bench api [--get-rate N] [--submit-rate N] [--seconds N] [--write FILE]
+  crunch-bench analysis [--rows N] [--keys N] [--limit-mib N] [--write FILE]";
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("queue") => {}
-        _ => bail!(
-            "usage: crunch-bench queue [--jobs N] [--concurrency N] [--enqueue-jobs N] [--batch N] [--rate N] [--seconds N] [--write FILE]"
-        ),
-    }
-    let settings = Settings::parse(args)?;
+    let command = args.next().unwrap_or_default();
     epoch();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let setup = setup::Setup::start().await?;
-        let results = report::Results::measure(&setup, &settings).await?;
-        let block = results.markdown(&settings, &setup);
-        println!("{block}");
-        if let Some(path) = &settings.write {
-            report::write_block(path, "queue", &block)?;
-            println!("wrote {}", path.display());
+    match command.as_str() {
+        "queue" => {
+            let settings = Settings::parse(args)?;
+            runtime.block_on(async move {
+                let setup = setup::Setup::start().await?;
+                let results = report::Results::measure(&setup, &settings).await?;
+                let block = results.markdown(&settings, &setup);
+                publish(&block, "queue", settings.write.as_deref())
+            })
         }
-        Ok(())
-    })
+        "api" => {
+            let flags = flags(args)?;
+            let get_rate = flag(&flags, "get-rate", 1000u32)?;
+            let submit_rate = flag(&flags, "submit-rate", 200u32)?;
+            let seconds = flag(&flags, "seconds", 10u32)?;
+            let write = flags.get("write").map(std::path::PathBuf::from);
+            runtime.block_on(async move {
+                let setup = setup::Setup::start().await?;
+                let results = api::measure(&setup, get_rate, submit_rate, seconds).await?;
+                let block = results.markdown(get_rate, submit_rate, seconds, &setup);
+                publish(&block, "api", write.as_deref())
+            })
+        }
+        "analysis" => {
+            let flags = flags(args)?;
+            let rows = flag(&flags, "rows", 10_000_000usize)?;
+            let keys = flag(&flags, "keys", 1_000_000usize)?;
+            let limit_mib = flag(&flags, "limit-mib", 64usize)?;
+            let write = flags.get("write").map(std::path::PathBuf::from);
+            runtime.block_on(async move {
+                let runs = analysis::measure(rows, keys, &[8 << 30, limit_mib << 20]).await?;
+                let block = analysis::markdown(rows, keys, &runs);
+                publish(&block, "analysis", write.as_deref())
+            })
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// Prints a results block and, if asked, writes it into its place in a file.
+fn publish(block: &str, name: &str, write: Option<&std::path::Path>) -> anyhow::Result<()> {
+    println!("{block}");
+    if let Some(path) = write {
+        report::write_block(path, name, block)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }

@@ -29,7 +29,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(sorted_ns: &[u64]) -> Latency {
+    /// Quantiles of a sorted sample of nanoseconds.
+    pub fn of(sorted_ns: &[u64]) -> Latency {
         let at = |q: f64| {
             if sorted_ns.is_empty() {
                 return f64::NAN;

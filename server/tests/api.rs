@@ -1,6 +1,8 @@
 //! The service end to end over HTTP: upload, run analyses, fetch results,
 //! with values checked against answers worked out by hand.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -94,9 +94,11 @@ impl Objects {
         self.prefix.parts().chain(Path::from(key).parts()).collect()
     }
 
-    /// Where a job's result lives.
-    pub(crate) fn result_path(&self, tenant: TenantId, job: JobId) -> Path {
-        self.resolve(&format!("tenants/{tenant}/results/{job}/result.parquet"))
+    /// Where one attempt of a job writes its result.
+    pub(crate) fn result_path(&self, tenant: TenantId, job: JobId, attempt: i32) -> Path {
+        self.resolve(&format!(
+            "tenants/{tenant}/results/{job}/attempt-{attempt}.parquet"
+        ))
     }
 
     /// Uploads the `size` bytes of `file` to `path`: one request for small

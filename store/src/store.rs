@@ -233,9 +233,12 @@ impl Store {
         self.inner.objects.url.clone()
     }
 
-    /// Where a job's result lives:
-    /// `<prefix>/tenants/<tenant>/results/<job>/result.parquet`.
-    pub fn result_path(&self, tenant: TenantId, job: JobId) -> Path {
-        self.inner.objects.result_path(tenant, job)
+    /// Where one attempt of a job writes its result:
+    /// `<prefix>/tenants/<tenant>/results/<job>/attempt-<n>.parquet`. Each
+    /// attempt has its own file, so an attempt that lost its lease but has
+    /// not stopped yet can never overwrite the file of the attempt whose
+    /// outcome the job records.
+    pub fn result_path(&self, tenant: TenantId, job: JobId, attempt: i32) -> Path {
+        self.inner.objects.result_path(tenant, job, attempt)
     }
 }

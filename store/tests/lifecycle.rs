@@ -255,11 +255,14 @@ async fn list_pages_newest_first_with_before() {
 async fn result_paths_live_under_the_tenant() {
     let f = fixture().await;
     let job = JobId::new();
-    let path = f.store.result_path(T, job);
+    let path = f.store.result_path(T, job, 2);
     let dir = f.dir.path().canonicalize().unwrap();
     assert_eq!(
         format!("/{path}"),
-        format!("{}/tenants/{T}/results/{job}/result.parquet", dir.display())
+        format!(
+            "{}/tenants/{T}/results/{job}/attempt-2.parquet",
+            dir.display()
+        )
     );
     assert_eq!(f.store.object_store_url().as_str(), "file:///");
 }

@@ -79,7 +79,7 @@ pub async fn run_analysis(
         object_store_url: deps.store.object_store_url(),
         inputs,
         analysis: job.analysis,
-        output: deps.store.result_path(tenant, ctx.id()),
+        output: deps.store.result_path(tenant, ctx.id(), ctx.attempt()),
     };
     ctx.progress(0.0, Some("starting"));
     let reporter = ctx.clone();

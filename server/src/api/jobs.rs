@@ -367,7 +367,16 @@ impl JobsApi {
             ))
             .into());
         }
-        let path = self.state.store.result_path(tenant, id);
+        // The attempt that succeeded recorded where it wrote its result.
+        let path = job
+            .result
+            .as_ref()
+            .and_then(|r| r.get("path"))
+            .and_then(serde_json::Value::as_str)
+            .map(object_store::path::Path::from)
+            .ok_or_else(|| {
+                ApiError::Internal(format!("succeeded job {id} records no result path"))
+            })?;
         let objects = self.state.store.objects();
         Ok(match format.0 {
             ResultFormat::Parquet => {
