@@ -173,11 +173,22 @@ impl DatasetsApi {
     }
 }
 
-fn split(body: UploadBody) -> (Format, poem::Body) {
-    match body {
-        UploadBody::Csv(b) => (Format::Csv, b.0),
-        UploadBody::Ndjson(b) => (Format::Ndjson, b.0),
-        UploadBody::Parquet(b) => (Format::Parquet, b.0),
+impl DatasetsApi {
+    /// An upload's ingest options and body, after checking that the
+    /// declared format agrees with the media type.
+    fn upload(
+        &self,
+        body: UploadBody,
+        declared: Option<UploadFormat>,
+        query: UploadQuery,
+    ) -> Result<(IngestOptions, poem::Body), ApiError> {
+        let (format, body) = match body {
+            UploadBody::Csv(b) => (Format::Csv, b.0),
+            UploadBody::Ndjson(b) => (Format::Ndjson, b.0),
+            UploadBody::Parquet(b) => (Format::Parquet, b.0),
+        };
+        check_format(declared, format)?;
+        Ok((self.options(format, query)?, body))
     }
 }
 
@@ -225,10 +236,9 @@ impl DatasetsApi {
         schema: Query<Option<String>>,
         body: UploadBody,
     ) -> Result<CreateDatasetResponse, UploadError> {
-        let (kind, body) = split(body);
-        check_format(format.0, kind)?;
-        let options = self.options(
-            kind,
+        let (options, body) = self.upload(
+            body,
+            format.0,
             UploadQuery {
                 delimiter: delimiter.0,
                 header: header.0,
@@ -277,10 +287,9 @@ impl DatasetsApi {
         schema: Query<Option<String>>,
         body: UploadBody,
     ) -> Result<AppendPartResponse, UploadError> {
-        let (kind, body) = split(body);
-        check_format(format.0, kind)?;
-        let options = self.options(
-            kind,
+        let (options, body) = self.upload(
+            body,
+            format.0,
             UploadQuery {
                 delimiter: delimiter.0,
                 header: header.0,
