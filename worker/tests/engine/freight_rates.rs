@@ -9,46 +9,16 @@ use datafusion::arrow::array::{Date32Array, Int32Array, StringArray};
 
 use crate::common::{Fixture, batch, close, f64s, i64s, sql};
 
-/// The query, for an origin and a destination (each a port code or a
-/// region slug). Each side becomes a set of ports: the port with that
-/// code, plus every port of the region with that slug or of any region
-/// below it, found by a recursive walk down `regions.parent_slug`. `UNION`
-/// (not `UNION ALL`) makes the walk stop even if the regions had a cycle.
-pub const FREIGHT_RATES: &str = "\
-WITH RECURSIVE
-  origin_regions(slug) AS (
-    SELECT slug FROM regions WHERE slug = '{origin}'
-    UNION
-    SELECT r.slug FROM regions r JOIN origin_regions o ON r.parent_slug = o.slug
-  ),
-  destination_regions(slug) AS (
-    SELECT slug FROM regions WHERE slug = '{destination}'
-    UNION
-    SELECT r.slug FROM regions r JOIN destination_regions d ON r.parent_slug = d.slug
-  ),
-  origin_ports(code) AS (
-    SELECT code FROM ports WHERE code = '{origin}'
-    UNION
-    SELECT p.code FROM ports p JOIN origin_regions o ON p.parent_slug = o.slug
-  ),
-  destination_ports(code) AS (
-    SELECT code FROM ports WHERE code = '{destination}'
-    UNION
-    SELECT p.code FROM ports p JOIN destination_regions d ON p.parent_slug = d.slug
-  )
-SELECT
-  day,
-  CASE WHEN count(price) >= 3 THEN avg(price) END AS average_price
-FROM prices
-WHERE orig_code IN (SELECT code FROM origin_ports)
-  AND dest_code IN (SELECT code FROM destination_ports)
-GROUP BY day
-ORDER BY day";
-
+/// The README's query (`examples/freight_rates.sql`), asked for another
+/// origin and destination (each a port code or a region slug). Each side
+/// becomes a set of ports: the port with that code, plus every port of the
+/// region with that slug or of any region below it, found by a recursive
+/// walk down `regions.parent_slug`. `UNION` (not `UNION ALL`) makes the
+/// walk stop even if the regions had a cycle.
 fn query(origin: &str, destination: &str) -> String {
-    FREIGHT_RATES
-        .replace("{origin}", origin)
-        .replace("{destination}", destination)
+    include_str!("../../../examples/freight_rates.sql")
+        .replace("'china_main'", &format!("'{origin}'"))
+        .replace("'north_europe_main'", &format!("'{destination}'"))
 }
 
 /// 2024-01-01 as days since the epoch.
