@@ -57,6 +57,7 @@ async fn start(setup: &Setup) -> anyhow::Result<(String, tempfile::TempDir)> {
         waiters: Waiters::start(queue),
         limits: Limits::default(),
         metrics: Metrics::default(),
+        scaling: Default::default(),
     };
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
     let addr: SocketAddr = acceptor

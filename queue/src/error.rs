@@ -38,6 +38,10 @@ pub enum QueueError {
     /// A payload could not be serialized to JSON.
     #[error("cannot serialize payload: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The worker could not take the protection it must hold while it holds
+    /// jobs, so it did not claim.
+    #[error("not claiming: protection unavailable: {0}")]
+    Unprotected(#[from] crate::backend::ProtectionError),
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -103,6 +103,24 @@ impl Queue {
         Ok(claimed)
     }
 
+    /// Whether a job of one of `kinds` could be claimed now. A cheap look
+    /// (the claim index, one row) that lets an idle worker skip steps that
+    /// only pay off when work waits, such as taking scale-in protection.
+    pub async fn has_ready(&self, kinds: &[String]) -> Result<bool, QueueError> {
+        let ready = sqlx::query_scalar!(
+            r#"
+            SELECT EXISTS (
+                SELECT 1 FROM jobs
+                WHERE state = 'queued' AND run_at <= now() AND kind = ANY($1)
+            ) AS "ready!"
+            "#,
+            kinds,
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(ready)
+    }
+
     /// Renews the leases of running attempts by `lease` from now, records
     /// their latest progress, and reports which were asked to cancel.
     ///

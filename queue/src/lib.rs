@@ -82,8 +82,8 @@ use sqlx::PgPool;
 
 pub use admin::{CANCEL_CHANNEL, Cancel, FINISHED_CHANNEL, JobFilter};
 pub use backend::{
-    Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, WorkerConfig,
-    WorkerHandle,
+    Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, Protection,
+    ProtectionError, WorkerConfig, WorkerHandle,
 };
 pub use backoff::Backoff;
 pub use error::QueueError;

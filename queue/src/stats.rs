@@ -148,6 +148,10 @@ pub struct RunTimeQuantiles {
     pub p99: f64,
     /// Total run time, seconds.
     pub sum: f64,
+    /// Shortest run time, seconds.
+    pub min: f64,
+    /// Longest run time, seconds.
+    pub max: f64,
 }
 
 impl Queue {
@@ -162,7 +166,9 @@ impl Queue {
                    coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p50!",
                    coalesce(percentile_cont(0.9) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p90!",
                    coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY secs), 0)::float8 AS "p99!",
-                   coalesce(sum(secs), 0)::float8 AS "sum!"
+                   coalesce(sum(secs), 0)::float8 AS "sum!",
+                   coalesce(min(secs), 0)::float8 AS "min!",
+                   coalesce(max(secs), 0)::float8 AS "max!"
             FROM (
                 SELECT state, extract(epoch FROM finished_at - coalesce(started_at, finished_at)) AS secs
                 FROM jobs
@@ -186,6 +192,8 @@ impl Queue {
                     p90: r.p90,
                     p99: r.p99,
                     sum: r.sum,
+                    min: r.min,
+                    max: r.max,
                 })
                 .collect(),
         })

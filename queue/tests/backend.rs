@@ -18,9 +18,10 @@ use std::{
 use apalis::prelude::{Data, WorkerBuilder, WorkerError};
 use common::*;
 use crunch_queue::{
-    Backoff, JobContext, JobFailure, JobId, JobState, NewJob, PgBackend, Queue, TenantId,
-    WorkerConfig, WorkerHandle,
+    Backoff, JobContext, JobFailure, JobId, JobState, NewJob, PgBackend, Protection,
+    ProtectionError, Queue, TenantId, WorkerConfig, WorkerHandle,
 };
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -369,4 +370,160 @@ async fn several_workers_drain_thousands_of_jobs_each_exactly_once() {
             .unwrap();
     assert_eq!(max_attempt, 1);
     assert!(distinct_workers > 1, "the work was shared");
+}
+
+/// Scale-in protection as ECS keeps it: on or off, with every change and
+/// renewal recorded, and a switch that makes taking it fail.
+#[derive(Default)]
+struct FakeProtection {
+    state: Mutex<FakeState>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct FakeState {
+    protected: bool,
+    events: Vec<Event>,
+    protect_calls: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Event {
+    Protected,
+    Renewed,
+    Released,
+}
+
+impl FakeProtection {
+    fn events(&self) -> Vec<Event> {
+        self.state.lock().unwrap().events.clone()
+    }
+
+    fn protect_calls(&self) -> usize {
+        self.state.lock().unwrap().protect_calls
+    }
+
+    async fn wait_until(&self, what: &str, pred: impl Fn(&FakeState) -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !pred(&self.state.lock().unwrap()) {
+            assert!(Instant::now() < give_up, "gave up waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Protection for FakeProtection {
+    fn protect(&self) -> BoxFuture<'_, Result<(), ProtectionError>> {
+        Box::pin(async move {
+            let mut s = self.state.lock().unwrap();
+            s.protect_calls += 1;
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(ProtectionError("DEPLOYMENT_BLOCKED".to_owned()));
+            }
+            if !s.protected {
+                s.protected = true;
+                s.events.push(Event::Protected);
+            }
+            Ok(())
+        })
+    }
+
+    fn renew(&self) -> BoxFuture<'_, Result<(), ProtectionError>> {
+        Box::pin(async move {
+            let mut s = self.state.lock().unwrap();
+            if s.protected {
+                s.events.push(Event::Renewed);
+            }
+            Ok(())
+        })
+    }
+
+    fn release(&self) -> BoxFuture<'_, Result<(), ProtectionError>> {
+        Box::pin(async move {
+            let mut s = self.state.lock().unwrap();
+            if s.protected {
+                s.protected = false;
+                s.events.push(Event::Released);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Waits for `n` more claim rounds of the worker.
+async fn wait_for_rounds(handle: &WorkerHandle, n: u64) {
+    let until = handle.claim_rounds() + n;
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while handle.claim_rounds() < until {
+        assert!(Instant::now() < give_up, "the worker stopped polling");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_is_protected_exactly_while_it_holds_a_job() {
+    let f = fixture().await;
+    let protection = Arc::new(FakeProtection::default());
+    let config = fast("w").protection(protection.clone());
+    let w = start(&f.queue, config, &Probe::default());
+    // Claim rounds over an empty queue take no protection.
+    wait_for_rounds(&w.handle, 5).await;
+    assert_eq!(
+        protection.events(),
+        vec![],
+        "an idle worker took protection"
+    );
+
+    // The job outlives several heartbeats, each of which renews.
+    let id = f
+        .enqueue(work_doing(3, Behaviour::SpinForHeartbeats(3)))
+        .await;
+    let job = f.wait_for_state(id, JobState::Succeeded).await;
+    assert_eq!(job.attempt, 1);
+    protection
+        .wait_until("protection given up", |s| !s.protected)
+        .await;
+    let events = protection.events();
+    assert_eq!(events.first(), Some(&Event::Protected), "{events:?}");
+    assert_eq!(events.last(), Some(&Event::Released), "{events:?}");
+    assert!(
+        events.iter().filter(|e| **e == Event::Renewed).count() >= 2,
+        "heartbeats renew protection: {events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == Event::Protected).count(),
+        1,
+        "one job, one protection: {events:?}"
+    );
+    // Idle again: more rounds, no more calls that change anything.
+    wait_for_rounds(&w.handle, 5).await;
+    assert_eq!(protection.events(), events);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_take_protection_does_not_claim() {
+    let f = fixture().await;
+    let protection = Arc::new(FakeProtection::default());
+    protection.refuse.store(true, Ordering::SeqCst);
+    let id = f.enqueue(work(5)).await;
+    let w = start(
+        &f.queue,
+        fast("w").protection(protection.clone()),
+        &Probe::default(),
+    );
+    protection
+        .wait_until("three refused protect calls", |s| s.protect_calls >= 3)
+        .await;
+    let job = f.job(id).await;
+    assert_eq!(job.state, JobState::Queued, "claimed without protection");
+    assert_eq!(job.attempt, 0);
+    assert_eq!(w.handle.held(), 0);
+
+    // Once protection is granted (the deployment unblocked), it claims.
+    protection.refuse.store(false, Ordering::SeqCst);
+    let job = f.wait_for_state(id, JobState::Succeeded).await;
+    assert_eq!(job.result, Some(json!(10)));
+    assert!(protection.protect_calls() > 3);
+    w.stop().await;
 }

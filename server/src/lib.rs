@@ -7,6 +7,7 @@
 pub mod api;
 pub mod metrics;
 pub mod problem;
+pub mod scaling;
 pub mod state;
 pub mod waiters;
 

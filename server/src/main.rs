@@ -10,6 +10,7 @@ use crunch_db::{ClusterOptions, LocalCluster};
 use crunch_queue::{Maintenance, Queue, Registry};
 use crunch_server::{
     metrics::Metrics,
+    scaling::{AwsClients, Publisher, ScalingStatus, WorkerService},
     state::{AppState, Limits},
     waiters::Waiters,
 };
@@ -60,6 +61,18 @@ const SERVER_SETTINGS: &[Setting] = &[
         flag: "db-max-connections",
         default: "20",
         help: "the server's database pool size",
+    },
+    Setting {
+        env: "CRUNCH_ECS_CLUSTER",
+        flag: "ecs-cluster",
+        default: "",
+        help: "ECS cluster of the worker service; with CRUNCH_WORKER_SERVICE, turns on the worker-scaling metric publisher",
+    },
+    Setting {
+        env: "CRUNCH_WORKER_SERVICE",
+        flag: "worker-service",
+        default: "",
+        help: "ECS service of the workers, whose BacklogPerTask metric this server publishes",
     },
     Setting {
         env: "CRUNCH_LOG",
@@ -149,6 +162,7 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         waiters: Waiters::start(queue.clone()),
         limits,
         metrics: Metrics::default(),
+        scaling: ScalingStatus::default(),
     };
 
     let (stop, stopped) = watch::channel(false);
@@ -177,6 +191,37 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         }
         .run(queue.clone(), when_stopped()),
     );
+
+    let publisher = match (
+        config.text("CRUNCH_ECS_CLUSTER"),
+        config.text("CRUNCH_WORKER_SERVICE"),
+    ) {
+        (Some(cluster), Some(service)) => {
+            let service = WorkerService {
+                cluster: cluster.to_owned(),
+                service: service.to_owned(),
+            };
+            tracing::info!(
+                cluster = service.cluster,
+                service = service.service,
+                "publishing the worker-scaling metric every minute"
+            );
+            let publisher = Publisher {
+                queue: queue.clone(),
+                aws: AwsClients::from_env().await,
+                service,
+                status: state.scaling.clone(),
+            };
+            Some(tokio::spawn(publisher.run(when_stopped())))
+        }
+        (None, None) => {
+            tracing::info!(
+                "worker-scaling metric publisher off: CRUNCH_ECS_CLUSTER and CRUNCH_WORKER_SERVICE are not set (not on AWS)"
+            );
+            None
+        }
+        _ => anyhow::bail!("set both CRUNCH_ECS_CLUSTER and CRUNCH_WORKER_SERVICE, or neither"),
+    };
 
     let workers: usize = config.parse("CRUNCH_WORKERS")?.unwrap_or(1);
     let mut worker_tasks = Vec::new();
@@ -222,6 +267,9 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         }
     }
     maintenance.await?;
+    if let Some(publisher) = publisher {
+        publisher.await?;
+    }
     if let Some(cluster) = cluster {
         cluster.stop()?;
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crunch_queue::{Queue, TenantId};
 use crunch_store::Store;
 
-use crate::{metrics::Metrics, waiters::Waiters};
+use crate::{metrics::Metrics, scaling::ScalingStatus, waiters::Waiters};
 
 /// Limits on what a request may ask for.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Counters and histograms for /metrics.
     pub metrics: Metrics,
+    /// The worker-scaling publisher's last reading (none outside AWS).
+    pub scaling: ScalingStatus,
 }
 
 impl AppState {

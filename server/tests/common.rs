@@ -75,6 +75,7 @@ pub async fn spawn_with(options: Options) -> App {
             ..Limits::default()
         },
         metrics: Metrics::default(),
+        scaling: Default::default(),
     };
     let (stop, stopped) = watch::channel(false);
     let acceptor = TcpListener::bind("127.0.0.1:0")

@@ -12,6 +12,7 @@
 pub mod analysis;
 pub mod config;
 pub mod engine;
+pub mod protection;
 pub mod runner;
 pub mod settings;
 

@@ -46,6 +46,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("CRUNCH_STORE_URL (or --store-url) is required")?
         .to_owned();
     let (options, engine) = worker_options(&config)?;
+    match config.text("ECS_AGENT_URI") {
+        Some(agent) => tracing::info!(agent, "holding ECS scale-in protection while a job runs"),
+        None => tracing::info!("scale-in protection off: ECS_AGENT_URI is not set (not on ECS)"),
+    }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .connect_lazy(&url)

@@ -1,7 +1,8 @@
 //! How a worker's backend behaves.
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
+use super::protection::Protection;
 use crate::backoff::Backoff;
 
 /// Settings of one [`PgBackend`](super::PgBackend).
@@ -9,7 +10,7 @@ use crate::backoff::Backoff;
 /// The defaults suit crunch's heavy jobs: one slot, a 30 s lease renewed
 /// every 2 s (so a crashed worker's job is rescued within about half a
 /// minute, and a cancel is seen within 2 s even if NOTIFY is lost).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub(crate) worker_id: String,
     pub(crate) kinds: Vec<String>,
@@ -19,6 +20,23 @@ pub struct WorkerConfig {
     pub(crate) heartbeat_interval: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) backoff: Backoff,
+    pub(crate) protection: Option<Arc<dyn Protection>>,
+}
+
+impl fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("worker_id", &self.worker_id)
+            .field("kinds", &self.kinds)
+            .field("slots", &self.slots)
+            .field("claim_batch", &self.claim_batch)
+            .field("lease", &self.lease)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("poll_interval", &self.poll_interval)
+            .field("backoff", &self.backoff)
+            .field("protection", &self.protection.is_some())
+            .finish()
+    }
 }
 
 impl WorkerConfig {
@@ -34,6 +52,7 @@ impl WorkerConfig {
             heartbeat_interval: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
             backoff: Backoff::default(),
+            protection: None,
         }
     }
 
@@ -84,6 +103,13 @@ impl WorkerConfig {
     /// Retry backoff after a failed attempt.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Holds `protection` exactly while jobs are held (see
+    /// [`Protection`]): the worker claims only once it is protected.
+    pub fn protection(mut self, protection: Arc<dyn Protection>) -> Self {
+        self.protection = Some(protection);
         self
     }
 

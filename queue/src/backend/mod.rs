@@ -13,6 +13,7 @@
 mod config;
 mod context;
 mod io;
+mod protection;
 mod service;
 mod shared;
 
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::WorkerConfig;
 pub use context::{JobContext, JobFailure};
+pub use protection::{Protection, ProtectionError};
 pub use service::{Interrupted, JobLayer, JobService};
 
 use self::{context::StopReason, shared::Shared};
@@ -114,6 +116,11 @@ impl WorkerHandle {
         self.shared.heartbeats.load(Ordering::Relaxed)
     }
 
+    /// Claim rounds completed so far, whatever they found.
+    pub fn claim_rounds(&self) -> u64 {
+        self.shared.claim_rounds.load(Ordering::Relaxed)
+    }
+
     /// Slots in use.
     pub fn busy(&self) -> usize {
         self.shared.busy.load(Ordering::Acquire)
@@ -174,6 +181,50 @@ impl<Args> PgBackend<Args> {
             .map_err(|e| QueueError::Invariant(leak_io_error(e)))?;
         }
         Ok(())
+    }
+}
+
+/// One claim round. With protection configured, a worker that holds
+/// nothing first looks whether work waits (so an idle worker makes no
+/// protection calls), then takes protection and claims only if that
+/// succeeded; a round that ends with nothing held gives protection up.
+async fn claim(
+    queue: Queue,
+    config: WorkerConfig,
+    reserve: usize,
+    empty: bool,
+    shared: Arc<Shared>,
+) -> Result<Vec<ClaimedJob>, QueueError> {
+    let Some(protection) = config.protection.as_deref() else {
+        return queue
+            .claim(&config.worker_id, &config.kinds, reserve, config.lease)
+            .await;
+    };
+    if empty {
+        if !queue.has_ready(&config.kinds).await? {
+            release_if_idle(protection, &shared, reserve).await;
+            return Ok(Vec::new());
+        }
+        protection.protect().await?;
+    }
+    let claimed = queue
+        .claim(&config.worker_id, &config.kinds, reserve, config.lease)
+        .await?;
+    if claimed.is_empty() {
+        release_if_idle(protection, &shared, reserve).await;
+    }
+    Ok(claimed)
+}
+
+/// Gives protection up when the only slots taken are this round's
+/// reservation and no job awaits its outcome. A failure is logged: the
+/// protection then runs out by itself.
+async fn release_if_idle(protection: &dyn Protection, shared: &Shared, reserve: usize) {
+    if shared.busy.load(Ordering::Acquire) == reserve
+        && shared.held_count() == 0
+        && let Err(e) = protection.release().await
+    {
+        tracing::warn!("cannot give up scale-in protection: {e}");
     }
 }
 
@@ -254,6 +305,7 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
                     Poll::Ready(result) => result,
                 };
                 self.claiming = None;
+                self.shared.claim_rounds.fetch_add(1, Ordering::Relaxed);
                 match result {
                     Ok(claimed) => {
                         let got = claimed.len();
@@ -263,6 +315,13 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
                         }
                         self.shared.release_slots(reserved - got);
                         self.admit(claimed);
+                    }
+                    Err(QueueError::Unprotected(e)) => {
+                        // The protection logs its own failures; try again
+                        // at the next poll.
+                        tracing::debug!("not claiming: {e}");
+                        self.shared.unreserve(reserved);
+                        self.reset_poll_timer();
                     }
                     Err(e) => {
                         // The database is unreachable or failing: keep the
@@ -281,12 +340,17 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
             let free = self.shared.free();
             if free > 0 && self.shared.fetch.swap(false, Ordering::AcqRel) {
                 let reserve = free.min(self.config.claim_batch);
-                self.shared.busy.fetch_add(reserve, Ordering::AcqRel);
-                let queue = self.queue.clone();
-                let worker_id = self.config.worker_id.clone();
-                let kinds = self.config.kinds.clone();
-                let lease = self.config.lease;
-                let claim = async move { queue.claim(&worker_id, &kinds, reserve, lease).await };
+                // Nothing running and nothing awaiting its outcome: the only
+                // state in which protection may be missing or given up.
+                let empty = self.shared.busy.fetch_add(reserve, Ordering::AcqRel) == 0
+                    && self.shared.held_count() == 0;
+                let claim = claim(
+                    self.queue.clone(),
+                    self.config.clone(),
+                    reserve,
+                    empty,
+                    self.shared.clone(),
+                );
                 self.claiming = Some((Box::pin(claim), reserve));
                 self.reset_poll_timer();
                 continue;

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) idle: Notify,
     /// Successful heartbeat rounds, for observability and tests.
     pub(crate) heartbeats: AtomicU64,
+    /// Completed claim rounds (whatever they found), for the same.
+    pub(crate) claim_rounds: AtomicU64,
     held: Mutex<HashMap<JobId, Held>>,
     pub(crate) io: mpsc::UnboundedSender<IoMsg>,
 }
@@ -69,6 +71,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             idle: Notify::new(),
             heartbeats: AtomicU64::new(0),
+            claim_rounds: AtomicU64::new(0),
             held: Mutex::new(HashMap::new()),
             io,
         }

@@ -440,6 +440,29 @@ pub struct QueueStats {
     pub cancelled_last_minute: i64,
     /// Running jobs per worker.
     pub workers: Vec<WorkerLoad>,
+    /// The worker-scaling metric as last read on this replica; absent
+    /// outside AWS, where the publisher is off.
+    pub scaling: Option<ScalingReading>,
+}
+
+/// The numbers behind the worker-scaling metric.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct ScalingReading {
+    /// When they were read.
+    pub read_at: DateTime<Utc>,
+    /// Running worker tasks, per ECS.
+    pub running_tasks: i32,
+    /// The published value: backlog / max(running tasks, 1), at least twice
+    /// the target when no task runs and work waits.
+    pub backlog_per_task: f64,
+    /// The scaling policy's target (jobs per task).
+    pub target: f64,
+    /// The fewest worker tasks the service scales to.
+    pub min_tasks: i32,
+    /// The most worker tasks the service scales to.
+    pub max_tasks: i32,
+    /// Whether this replica published the reading (one replica does).
+    pub published: bool,
 }
 
 /// A readiness report.

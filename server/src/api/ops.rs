@@ -4,7 +4,7 @@ use poem_openapi::{ApiResponse, OpenApi, payload::Json, payload::PlainText};
 
 use super::{
     ApiTags,
-    model::{QueueStats, Readiness, WorkerLoad},
+    model::{QueueStats, Readiness, ScalingReading, WorkerLoad},
 };
 use crate::{problem::ApiError, problems, state::AppState};
 
@@ -74,6 +74,15 @@ impl OpsApi {
                     running: w.running,
                 })
                 .collect(),
+            scaling: self.state.scaling.last().map(|p| ScalingReading {
+                read_at: p.reading.at,
+                running_tasks: p.reading.running_tasks,
+                backlog_per_task: p.reading.backlog_per_task,
+                target: p.reading.policy.target,
+                min_tasks: p.reading.policy.min_tasks,
+                max_tasks: p.reading.policy.max_tasks,
+                published: p.published,
+            }),
         })))
     }
 

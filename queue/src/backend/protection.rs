@@ -1,0 +1,37 @@
+//! A hook for something a worker must hold exactly while it holds jobs:
+//! on ECS, task scale-in protection, so that neither scale-in nor a deploy
+//! stops a task in the middle of a job.
+//!
+//! The backend calls it from two places only, so calls never interleave in
+//! a way that leaves an idle worker protected for long:
+//! - the claim path (one claim at a time): [`Protection::protect`] before a
+//!   claim when the worker holds nothing and work is waiting (a failure
+//!   means no claim), [`Protection::release`] when a claim finds nothing
+//!   and the worker holds nothing;
+//! - the heartbeat: [`Protection::renew`] each round while jobs are held.
+
+use futures_util::future::BoxFuture;
+
+/// Why protection could not be taken, renewed or given up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProtectionError(pub String);
+
+/// Protection held while a worker holds jobs. Implementations keep their
+/// own state and make calls only when something changes or runs out, since
+/// the backend asks often (every poll while idle, every heartbeat while
+/// busy).
+pub trait Protection: Send + Sync + 'static {
+    /// Takes protection, or keeps protection already held. An error means
+    /// the worker must not claim.
+    fn protect(&self) -> BoxFuture<'_, Result<(), ProtectionError>>;
+
+    /// Extends protection already held before it runs out; does nothing
+    /// when none is held (so a renewal racing a release cannot protect an
+    /// idle worker again).
+    fn renew(&self) -> BoxFuture<'_, Result<(), ProtectionError>>;
+
+    /// Gives protection up: the worker holds no job. Does nothing when none
+    /// is held.
+    fn release(&self) -> BoxFuture<'_, Result<(), ProtectionError>>;
+}
