@@ -68,3 +68,64 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
     scale_in_cooldown  = var.worker_scale_in_cooldown
   }
 }
+
+# --- workers: idle tasks go after a minute ----------------------------------------------
+# Target tracking scales in only after 15 datapoints below 90% of the target,
+# so every task of a finished burst would be billed for 15 idle minutes
+# (docs/scaling.md: 65% of billed task time busy). IdleTasks counts running
+# tasks without a job while nothing is queued (0 whenever work waits, so it
+# never works against a scale-out); one datapoint above 0 removes the
+# largest power of two not above it (at least half of the idle tasks, at most
+# 64), once a minute. Tasks holding a job are scale-in protected, so a
+# removal can only ever stop idle ones.
+
+resource "aws_appautoscaling_policy" "worker_idle" {
+  count = var.worker_idle_scale_in ? 1 : 0
+
+  name               = "${local.worker_service_name}-idle-tasks"
+  policy_type        = "StepScaling"
+  service_namespace  = aws_appautoscaling_target.worker.service_namespace
+  resource_id        = aws_appautoscaling_target.worker.resource_id
+  scalable_dimension = aws_appautoscaling_target.worker.scalable_dimension
+
+  step_scaling_policy_configuration {
+    adjustment_type         = "ChangeInCapacity"
+    cooldown                = 60
+    metric_aggregation_type = "Maximum"
+
+    # Bounds are relative to the alarm threshold (1 idle task):
+    # [2^k - 1, 2^(k+1) - 1) above it removes 2^k, for k = 0..5; 64 and up
+    # removes 64.
+    dynamic "step_adjustment" {
+      for_each = range(6)
+      content {
+        metric_interval_lower_bound = pow(2, step_adjustment.value) - 1
+        metric_interval_upper_bound = pow(2, step_adjustment.value + 1) - 1
+        scaling_adjustment          = -pow(2, step_adjustment.value)
+      }
+    }
+    step_adjustment {
+      metric_interval_lower_bound = 63
+      scaling_adjustment          = -64
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "worker_idle" {
+  count = var.worker_idle_scale_in ? 1 : 0
+
+  alarm_name          = "${local.worker_service_name}-idle-tasks"
+  alarm_description   = "Worker tasks idle with nothing queued: remove them (step scaling)."
+  namespace           = local.metric_namespace
+  metric_name         = local.metric_names.idle_tasks
+  dimensions          = { (local.metric_dimension) = aws_ecs_service.worker.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  datapoints_to_alarm = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  # No datapoint (publisher down) is no reason to remove tasks.
+  treat_missing_data = "notBreaching"
+  alarm_actions      = [aws_appautoscaling_policy.worker_idle[0].arn]
+}

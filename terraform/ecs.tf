@@ -29,6 +29,9 @@ locals {
     CRUNCH_STORE_URL          = "s3://${aws_s3_bucket.data.bucket}/data"
     CRUNCH_DB_MAX_CONNECTIONS = tostring(var.api_db_max_connections)
     CRUNCH_LEASE_SECONDS      = tostring(var.lease_seconds)
+    # Turns on the worker-scaling metric publisher (one replica publishes).
+    CRUNCH_ECS_CLUSTER    = local.cluster_name
+    CRUNCH_WORKER_SERVICE = local.worker_service_name
     # The root filesystem is read-only; /tmp is the task's scratch volume.
     CRUNCH_DATA_DIR = "/tmp/crunch"
     CRUNCH_LOG      = var.log_level

@@ -15,6 +15,7 @@ mod api;
 mod crunch;
 mod floor;
 mod report;
+mod scaling;
 mod setup;
 
 use std::{
@@ -149,7 +150,8 @@ where
 const USAGE: &str = "usage:
   crunch-bench queue [--jobs N] [--concurrency N] [--enqueue-jobs N] [--batch N] [--rate N] [--seconds N] [--write FILE]
   crunch-bench api [--get-rate N] [--submit-rate N] [--seconds N] [--write FILE]
-  crunch-bench analysis [--rows N] [--keys N] [--limit-mib N] [--write FILE]";
+  crunch-bench analysis [--rows N] [--keys N] [--limit-mib N] [--write FILE]
+  crunch-bench scaling [--write FILE]";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -192,6 +194,11 @@ fn main() -> anyhow::Result<()> {
                 let block = analysis::markdown(rows, keys, &runs);
                 publish(&block, "analysis", write.as_deref())
             })
+        }
+        "scaling" => {
+            let flags = flags(args)?;
+            let write = flags.get("write").map(std::path::PathBuf::from);
+            publish(&scaling::markdown(), "scaling", write.as_deref())
         }
         _ => bail!("{USAGE}"),
     }

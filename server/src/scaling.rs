@@ -181,6 +181,18 @@ impl Reading {
         self.queued + self.running_jobs
     }
 
+    /// Running tasks without a job while nothing is queued: what the idle
+    /// step policy removes. Target tracking alone would keep them for its
+    /// 15-minute scale-in alarm; this lets a finished burst go within
+    /// about a minute. Zero whenever work waits, so it never fights a
+    /// scale-out.
+    pub fn idle_tasks(&self) -> i64 {
+        if self.queued > 0 {
+            return 0;
+        }
+        (i64::from(self.running_tasks) - self.running_jobs).max(0)
+    }
+
     /// The metric data for one `PutMetricData` call.
     pub fn metric_data(&self, service: &WorkerService) -> Vec<MetricDatum> {
         let dimension = Dimension::builder()
@@ -210,6 +222,7 @@ impl Reading {
                 self.oldest_queued_seconds,
                 StandardUnit::Seconds,
             ),
+            datum("IdleTasks", self.idle_tasks() as f64, StandardUnit::Count),
             datum("JobsSucceeded", self.succeeded as f64, StandardUnit::Count),
             datum("JobsFailed", self.failed as f64, StandardUnit::Count),
         ];

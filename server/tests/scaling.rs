@@ -132,8 +132,11 @@ fn target_tracking(target: f64) -> Rule {
         })
 }
 
+/// What PutMetricData received: namespace and data, per call.
+type Sent = Arc<Mutex<Vec<(String, Vec<MetricDatum>)>>>;
+
 /// PutMetricData, recording what was sent.
-fn put_metric_data(sent: Arc<Mutex<Vec<(String, Vec<MetricDatum>)>>>) -> Rule {
+fn put_metric_data(sent: Sent) -> Rule {
     mock!(CloudWatch::put_metric_data)
         .match_requests(move |r| {
             sent.lock().unwrap().push((
@@ -224,6 +227,7 @@ async fn with_no_task_running_and_work_waiting_it_publishes_at_least_twice_the_t
     assert_eq!(dimensions[0].value(), Some(SERVICE));
     assert_eq!(value_of(data, "Backlog").unwrap().value(), Some(1.0));
     assert_eq!(value_of(data, "RunningTasks").unwrap().value(), Some(0.0));
+    assert_eq!(value_of(data, "IdleTasks").unwrap().value(), Some(0.0));
     // Every metric carries the same dimension, as terraform's alarms expect.
     assert!(data.iter().all(|d| d.dimensions() == dimensions));
     // The numbers are what /v1/queue shows.
@@ -248,10 +252,53 @@ async fn with_n_tasks_it_publishes_backlog_per_task() {
     };
     let published = publisher.round(&mut Leadership::default()).await.unwrap();
     assert_eq!(published.reading.backlog_per_task, 1.5);
+    // Work waits: no task counts as idle, whatever the job count.
+    assert_eq!(published.reading.idle_tasks(), 0);
     let sent = sent.lock().unwrap();
     assert_eq!(
         value_of(&sent[0].1, METRIC_NAME).unwrap().value(),
         Some(1.5)
+    );
+}
+
+#[tokio::test]
+async fn tasks_beyond_the_running_jobs_are_idle_once_nothing_waits() {
+    let (_db, queue) = queue_with(2).await;
+    // Both jobs start: nothing queued, two running, five tasks.
+    queue
+        .claim(
+            "w",
+            &["analysis".to_owned()],
+            2,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let (ecs, targets, policies, put) = (
+        running(5),
+        scalable_target(0, 10),
+        target_tracking(1.0),
+        put_metric_data(sent.clone()),
+    );
+    let publisher = Publisher {
+        queue,
+        aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
+        service: service(),
+        status: ScalingStatus::default(),
+    };
+    let reading = publisher
+        .round(&mut Leadership::default())
+        .await
+        .unwrap()
+        .reading;
+    assert_eq!((reading.queued, reading.running_jobs), (0, 2));
+    assert_eq!(reading.backlog_per_task, 0.4);
+    assert_eq!(reading.idle_tasks(), 3);
+    let sent = sent.lock().unwrap();
+    assert_eq!(
+        value_of(&sent[0].1, "IdleTasks").unwrap().value(),
+        Some(3.0)
     );
 }
 

@@ -16,7 +16,7 @@ api_max_count = 8
 worker_cpu                   = 4096
 worker_memory                = 16384
 worker_ephemeral_storage_gib = 200
-worker_max_tasks             = 20
+worker_max_tasks             = 50
 worker_capacity_providers = [
   { capacity_provider = "FARGATE", weight = 1 },
 ]
