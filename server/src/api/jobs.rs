@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crunch_queue::{Cancel, JobFilter, JobId};
 use poem_openapi::{
-    ApiResponse, OpenApi,
+    ApiResponse, OpenApi, ResponseContent,
     param::{Path, Query},
     payload::{Binary, Json},
 };
@@ -111,18 +111,30 @@ problems! {
     }
 }
 
+/// A job's result in the format asked for. One 200 with three media types:
+/// as three responses of the same status, the spec would keep only the
+/// last one.
+#[derive(Debug, ResponseContent)]
+pub enum ResultContent {
+    /// A page of rows as JSON.
+    #[oai(content_type = "application/json; charset=utf-8")]
+    Json(Json<ResultPage>),
+    /// All rows as CSV with a header line, streamed.
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<poem::Body>),
+    /// The result's Parquet file, streamed.
+    #[oai(content_type = "application/vnd.apache.parquet")]
+    Parquet(Binary<poem::Body>),
+}
+
 /// A job's result.
 #[derive(Debug, ApiResponse)]
 pub enum GetResultResponse {
-    /// A page of rows as JSON.
-    #[oai(status = 200, content_type = "application/json")]
-    Json(Json<ResultPage>),
-    /// All rows as CSV with a header line, streamed.
-    #[oai(status = 200, content_type = "text/csv")]
-    Csv(Binary<poem::Body>),
-    /// The result's Parquet file, streamed.
-    #[oai(status = 200, content_type = "application/vnd.apache.parquet")]
-    Parquet(Binary<poem::Body>),
+    /// The result: a page of rows as JSON (`format=json`), all rows as CSV
+    /// with a header line (`format=csv`), or the Parquet file
+    /// (`format=parquet`); CSV and Parquet are streamed.
+    #[oai(status = 200)]
+    Ok(ResultContent),
 }
 
 problems! {
@@ -396,12 +408,12 @@ impl JobsApi {
             })?;
         let objects = self.state.store.objects();
         Ok(match format.0 {
-            ResultFormat::Parquet => {
-                GetResultResponse::Parquet(Binary(results::parquet(objects, &path).await?))
-            }
-            ResultFormat::Csv => {
-                GetResultResponse::Csv(Binary(results::csv(objects, &path).await?))
-            }
+            ResultFormat::Parquet => GetResultResponse::Ok(ResultContent::Parquet(Binary(
+                results::parquet(objects, &path).await?,
+            ))),
+            ResultFormat::Csv => GetResultResponse::Ok(ResultContent::Csv(Binary(
+                results::csv(objects, &path).await?,
+            ))),
             ResultFormat::Json => {
                 let offset = match cursor.0 {
                     Some(c) => c.parse::<usize>().map_err(|_| {
@@ -409,9 +421,9 @@ impl JobsApi {
                     })?,
                     None => 0,
                 };
-                GetResultResponse::Json(Json(
+                GetResultResponse::Ok(ResultContent::Json(Json(
                     results::json_page(objects, &path, offset, limit.0 as usize).await?,
-                ))
+                )))
             }
         })
     }
