@@ -454,8 +454,8 @@ async fn bodies_over_the_size_limits_are_413() {
         big.resize(4096, 0);
         big
     };
-    // A valid job, over 1 MiB only because of its idempotency key's
-    // neighbour: an unknown field would be rejected too, but after reading.
+    // A job that would be valid but for its size: its query carries a
+    // 1 MiB comment.
     let huge_query = format!("SELECT 1 -- {}", "x".repeat(1 << 20));
     let inputs = json!([{"table": "n", "dataset": existing}]);
     let over = "the JSON body is over the limit of 1048576 bytes";
@@ -1075,8 +1075,8 @@ async fn pathological_sql_is_refused_at_submit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identifiers_that_do_not_exist_are_404_and_malformed_ones_400() {
     let app = spawn_with(no_workers()).await;
-    let existing = app.dataset("numbers", "n\n1\n2\n").await;
-    let _ = existing;
+    // Not an empty service: the ids asked for are still not there.
+    app.dataset("numbers", "n\n1\n2\n").await;
     let id = uuid::Uuid::now_v7();
     let nil = uuid::Uuid::nil();
     let mut cases = Vec::new();
