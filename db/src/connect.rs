@@ -1,6 +1,7 @@
 //! Connecting to a database with the schema applied.
 
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
@@ -17,30 +18,60 @@ const MISSING_DATABASE: &str = "3D000";
 /// of the same name can report instead.
 const DATABASE_EXISTS: [&str; 2] = ["42P04", "23505"];
 
+/// How long a request waits for a pooled connection before it fails with
+/// `PoolTimedOut` (which the API answers 503). sqlx's default is 30 s:
+/// during a database outage every API call would hang that long. A few
+/// seconds rides out a restart's brief refusal without making clients of
+/// a dead database wait for their 503.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`connect_and_migrate`] waits for the database to accept a
+/// first connection: a process started beside its database (a deploy, a
+/// compose file, a private cluster) may be up before PostgreSQL is.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
 /// Connects a pool of up to `max_connections` to `url` and brings its schema
 /// up to date with [`MIGRATOR`], creating the database first when the server
 /// does not have it, so a fresh server needs no setup step.
+///
+/// The pool's connections are acquired with [`ACQUIRE_TIMEOUT`]; only this
+/// first connection waits up to [`STARTUP_WAIT`] for the server to come up.
 ///
 /// Several processes may do this at once: creation tolerates a concurrent
 /// creator, and migrations run under sqlx's advisory lock.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let options = PgConnectOptions::from_str(url)?;
-    let pool_options = PgPoolOptions::new().max_connections(max_connections);
-    let pool = match pool_options.clone().connect_with(options.clone()).await {
-        Ok(pool) => pool,
-        Err(error) if has_code(&error, &[MISSING_DATABASE]) => {
-            let Some(database) = options.get_database() else {
-                return Err(error.into());
-            };
-            tracing::info!(database, "creating database");
-            let maintenance = options.clone().database(MAINTENANCE_DATABASE);
-            let mut conn = PgConnection::connect_with(&maintenance).await?;
-            create_database(&mut conn, database, None).await?;
-            conn.close().await?;
-            pool_options.connect_with(options).await?
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options.clone());
+    let started = Instant::now();
+    let mut created = false;
+    loop {
+        match pool.acquire().await {
+            Ok(conn) => {
+                drop(conn);
+                break;
+            }
+            Err(error) if !created && has_code(&error, &[MISSING_DATABASE]) => {
+                let Some(database) = options.get_database() else {
+                    return Err(error.into());
+                };
+                tracing::info!(database, "creating database");
+                let maintenance = options.clone().database(MAINTENANCE_DATABASE);
+                let mut conn = PgConnection::connect_with(&maintenance).await?;
+                create_database(&mut conn, database, None).await?;
+                conn.close().await?;
+                created = true;
+            }
+            // Refused connections are retried inside the acquire until its
+            // timeout; keep trying for the rest of the startup wait.
+            Err(sqlx::Error::PoolTimedOut) if started.elapsed() < STARTUP_WAIT => {
+                tracing::info!("waiting for PostgreSQL to accept connections");
+            }
+            Err(error) => return Err(error.into()),
         }
-        Err(error) => return Err(error.into()),
-    };
+    }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }

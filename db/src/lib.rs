@@ -15,7 +15,7 @@ mod reaper;
 pub mod testing;
 
 pub use cluster::{ClusterOptions, LocalCluster};
-pub use connect::connect_and_migrate;
+pub use connect::{ACQUIRE_TIMEOUT, STARTUP_WAIT, connect_and_migrate};
 pub use error::DbError;
 
 /// The schema, embedded at compile time from `migrations/` so that every

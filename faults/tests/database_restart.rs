@@ -11,7 +11,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crunch_faults::{Api, Env, NUMBERS, Reply, eventually, quick_query};
@@ -107,7 +107,15 @@ async fn acknowledged_jobs_survive_postgres_restarts_and_crashes_and_everything_
     // A crash. While it is down, the API answers 503 with a problem body,
     // and readiness fails.
     tokio::task::block_in_place(|| env.cluster.kill()).expect("killing PostgreSQL");
+    let asked = Instant::now();
     let (ready, queue) = tokio::join!(api.get("/readyz"), api.get("/v1/queue"));
+    // The pool gives up after its acquire timeout: an outage is a prompt
+    // 503, not a request that hangs.
+    let waited = asked.elapsed();
+    assert!(
+        waited < crunch_db::ACQUIRE_TIMEOUT + Duration::from_secs(5),
+        "the answers during the outage took {waited:?}"
+    );
     let ready = ready.expect("an answer from /readyz");
     assert!(
         !ready.ok(),

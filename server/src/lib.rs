@@ -5,19 +5,21 @@
 //! details for every error, including ones raised before an operation runs.
 
 pub mod api;
+pub mod body_limit;
 pub mod metrics;
 pub mod problem;
 pub mod scaling;
 pub mod state;
 pub mod waiters;
 
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, http::StatusCode};
+use poem::{Endpoint, EndpointExt, Response, Route, http::StatusCode};
 
 use crate::{metrics::Measure, problem::ApiError, state::AppState};
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let metrics = state.metrics.clone();
+    let limits = state.limits.clone();
     let service = api::service(state);
     let docs = service.swagger_ui();
     let spec = service.spec_endpoint();
@@ -25,6 +27,9 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .nest("/", service)
+        // For the operations' own middleware (the JSON body limit), which
+        // poem-openapi builds without the state.
+        .data(limits)
         .catch_all_error(|err: poem::Error| async move { problem_response(err) })
         .with(Measure(metrics))
 }
@@ -44,15 +49,7 @@ fn problem_response(err: poem::Error) -> Response {
         }
         _ => ApiError::from_poem(err),
     };
-    let mut problem = api.problem();
-    problem.status = status.as_u16();
-    let body =
-        serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&problem)).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .content_type("application/problem+json")
-        .body(body)
-        .into_response()
+    api.into_problem_response(Some(status))
 }
 
 /// The OpenAPI document, as committed in `openapi.json`.

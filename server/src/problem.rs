@@ -3,6 +3,7 @@
 
 use crunch_queue::QueueError;
 use crunch_store::StoreError;
+use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::Object;
 
 /// A problem report (RFC 9457), served as `application/problem+json`.
@@ -124,6 +125,47 @@ impl ApiError {
             detail,
             errors,
         }
+    }
+
+    /// The same error, said of the `n`th job (from 0) of a batch, so the
+    /// client knows which one to fix.
+    pub fn in_batch(self, n: usize) -> ApiError {
+        match self {
+            ApiError::BadRequest(detail) => ApiError::BadRequest(format!("jobs[{n}]: {detail}")),
+            ApiError::Unprocessable { detail, errors } => ApiError::Unprocessable {
+                detail: format!("jobs[{n}]: {detail}"),
+                errors: errors
+                    .into_iter()
+                    .map(|e| InputError {
+                        column: Some(match e.column {
+                            Some(column) => format!("jobs[{n}].{column}"),
+                            None => format!("jobs[{n}]"),
+                        }),
+                        ..e
+                    })
+                    .collect(),
+            },
+            other => other,
+        }
+    }
+
+    /// This error as a whole response, for code that answers outside an
+    /// operation (middleware, unknown routes). `status` overrides the
+    /// error's own status when the HTTP status is more precise than any
+    /// variant (405 is served as a bad request with status 405).
+    pub fn into_problem_response(self, status: Option<StatusCode>) -> Response {
+        let mut problem = self.problem();
+        let status = status
+            .or_else(|| StatusCode::from_u16(problem.status).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        problem.status = status.as_u16();
+        let body =
+            serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&problem)).unwrap_or_default();
+        Response::builder()
+            .status(status)
+            .content_type("application/problem+json")
+            .body(body)
+            .into_response()
     }
 
     /// From a request that poem-openapi could not parse (bad JSON, a

@@ -7,6 +7,11 @@ use crunch_store::Store;
 
 use crate::{metrics::Metrics, scaling::ScalingStatus, waiters::Waiters};
 
+/// Default for [`Limits::max_json_bytes`]: a batch of 1000 jobs with
+/// short queries fits; the largest single SQL query (100 kB) fits many
+/// times over.
+pub const DEFAULT_MAX_JSON_BYTES: usize = 1 << 20;
+
 /// Limits on what a request may ask for.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -16,6 +21,8 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// The longest a request may long-poll.
     pub max_wait: Duration,
+    /// The largest JSON request body (a job or a batch of jobs), in bytes.
+    pub max_json_bytes: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +31,7 @@ impl Default for Limits {
             max_upload_bytes: 1 << 30,
             max_line_bytes: 1 << 20,
             max_wait: Duration::from_secs(60),
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
         }
     }
 }

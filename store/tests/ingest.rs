@@ -254,6 +254,30 @@ async fn a_line_with_the_wrong_number_of_fields_is_named() {
 }
 
 #[tokio::test]
+async fn a_quoted_field_left_open_by_a_truncated_body_names_its_line() {
+    let f = fixture().await;
+    // Quotes inside unquoted fields and doubled quotes are not openings.
+    let csv = "a,b\n1,\"one\nline\"\n2,x\"y\n3,\"say \"\"hi\"\"\"\n4,\"cut off\n5,z\n";
+    let error = f
+        .store
+        .create_dataset(T, "bad", &options(Format::Csv), body(csv))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::BadInput { line: Some(6), message, .. } if message.contains("never closed")),
+        "{error:?}"
+    );
+    f.assert_nothing_stored().await;
+    let whole = csv.replace("cut off", "cut off\"");
+    let (dataset, _) = f
+        .store
+        .create_dataset(T, "good", &options(Format::Csv), body(whole))
+        .await
+        .unwrap();
+    assert_eq!(dataset.rows, 5);
+}
+
+#[tokio::test]
 async fn invalid_utf8_is_named_by_line() {
     let f = fixture().await;
     let mut csv = b"a,b\n1,x\n2,".to_vec();

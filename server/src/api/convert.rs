@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::model::{self, Analysis, Filter, JobInput, NewJob};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, InputError};
 
 /// The queue kind of every analysis job.
 pub const ANALYSIS_KIND: &str = crunch_worker::ANALYSIS_KIND;
@@ -66,6 +66,18 @@ fn analysis(a: &Analysis) -> Value {
     }
 }
 
+/// The one input table a named analysis reads (SQL names its own).
+fn analysis_table(a: &Analysis) -> Option<&str> {
+    match a {
+        Analysis::Sql(_) => None,
+        Analysis::Summary(s) => Some(&s.table),
+        Analysis::GroupBy(g) => Some(&g.table),
+        Analysis::Histogram(h) => Some(&h.table),
+        Analysis::Correlation(c) => Some(&c.table),
+        Analysis::TimeSeries(t) => Some(&t.table),
+    }
+}
+
 /// A queue job for an API submission (validated by the queue against the
 /// worker's payload type).
 pub fn new_job(
@@ -81,9 +93,23 @@ pub fn new_job(
             });
         }
     }
+    if let Some(table) = analysis_table(&job.analysis.0)
+        && !tables.contains(table)
+    {
+        return Err(ApiError::Unprocessable {
+            detail: format!(
+                "the analysis reads table {table:?}, which is not one of the job's inputs"
+            ),
+            errors: vec![InputError {
+                line: None,
+                column: Some("analysis.table".to_owned()),
+                message: format!("unknown table {table:?}"),
+            }],
+        });
+    }
     let payload = json!({
         "inputs": job.inputs.iter().map(|i| json!({"table": i.table, "dataset": i.dataset})).collect::<Vec<_>>(),
-        "analysis": analysis(&job.analysis),
+        "analysis": analysis(&job.analysis.0),
     });
     let mut new = crunch_queue::NewJob::raw(tenant, ANALYSIS_KIND, payload).priority(job.priority);
     if let Some(n) = job.max_attempts {

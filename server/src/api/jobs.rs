@@ -5,18 +5,25 @@ use std::time::Duration;
 
 use crunch_queue::{Cancel, JobFilter, JobId};
 use poem_openapi::{
-    ApiResponse, OpenApi,
+    ApiResponse, OpenApi, ResponseContent,
     param::{Path, Query},
     payload::{Binary, Json},
 };
 use uuid::Uuid;
 
+use crunch_worker::engine::{DEFAULT_MAX_SQL_BYTES, EngineError, check_sql as check_sql_text};
+
 use super::{
     ApiTags, convert,
-    model::{Job, JobBatch, JobPage, JobState, NewJob, NewJobBatch, ResultPage},
+    model::{Analysis, Job, JobBatch, JobPage, JobState, NewJob, NewJobBatch, ResultPage},
     results::{self, ResultFormat},
 };
-use crate::{problem::ApiError, problems, state::AppState};
+use crate::{
+    body_limit::json_body_limit,
+    problem::{ApiError, InputError},
+    problems,
+    state::AppState,
+};
 
 /// The jobs operations.
 pub struct JobsApi {
@@ -104,18 +111,30 @@ problems! {
     }
 }
 
+/// A job's result in the format asked for. One 200 with three media types:
+/// as three responses of the same status, the spec would keep only the
+/// last one.
+#[derive(Debug, ResponseContent)]
+pub enum ResultContent {
+    /// A page of rows as JSON.
+    #[oai(content_type = "application/json; charset=utf-8")]
+    Json(Json<ResultPage>),
+    /// All rows as CSV with a header line, streamed.
+    #[oai(content_type = "text/csv")]
+    Csv(Binary<poem::Body>),
+    /// The result's Parquet file, streamed.
+    #[oai(content_type = "application/vnd.apache.parquet")]
+    Parquet(Binary<poem::Body>),
+}
+
 /// A job's result.
 #[derive(Debug, ApiResponse)]
 pub enum GetResultResponse {
-    /// A page of rows as JSON.
-    #[oai(status = 200, content_type = "application/json")]
-    Json(Json<ResultPage>),
-    /// All rows as CSV with a header line, streamed.
-    #[oai(status = 200, content_type = "text/csv")]
-    Csv(Binary<poem::Body>),
-    /// The result's Parquet file, streamed.
-    #[oai(status = 200, content_type = "application/vnd.apache.parquet")]
-    Parquet(Binary<poem::Body>),
+    /// The result: a page of rows as JSON (`format=json`), all rows as CSV
+    /// with a header line (`format=csv`), or the Parquet file
+    /// (`format=parquet`); CSV and Parquet are streamed.
+    #[oai(status = 200)]
+    Ok(ResultContent),
 }
 
 problems! {
@@ -166,7 +185,12 @@ impl JobsApi {
     /// The job is durable once this returns 2xx. With `wait`, the call
     /// returns as soon as the job finishes or after `wait` seconds,
     /// whichever comes first.
-    #[oai(path = "/v1/jobs", method = "post", operation_id = "submitJob")]
+    #[oai(
+        path = "/v1/jobs",
+        method = "post",
+        operation_id = "submitJob",
+        transform = "json_body_limit"
+    )]
     async fn submit_job(
         &self,
         body: Json<NewJob>,
@@ -176,6 +200,7 @@ impl JobsApi {
     ) -> Result<SubmitJobResponse, SubmitJobError> {
         let tenant = self.state.tenant();
         let new = convert::new_job(tenant, &body.0)?;
+        check_sql(&body.0).await?;
         self.check_datasets(&body.0).await?;
         let enqueued = self
             .state
@@ -200,7 +225,8 @@ impl JobsApi {
     #[oai(
         path = "/v1/job-batches",
         method = "post",
-        operation_id = "submitJobBatch"
+        operation_id = "submitJobBatch",
+        transform = "json_body_limit"
     )]
     async fn submit_job_batch(
         &self,
@@ -208,9 +234,12 @@ impl JobsApi {
     ) -> Result<SubmitBatchResponse, SubmitJobError> {
         let tenant = self.state.tenant();
         let mut jobs = Vec::with_capacity(body.0.jobs.len());
-        for job in &body.0.jobs {
-            self.check_datasets(job).await?;
-            jobs.push(convert::new_job(tenant, job)?);
+        for (n, job) in body.0.jobs.iter().enumerate() {
+            let at = |e: ApiError| e.in_batch(n);
+            let new = convert::new_job(tenant, job).map_err(at)?;
+            check_sql(job).await.map_err(at)?;
+            self.check_datasets(job).await.map_err(at)?;
+            jobs.push(new);
         }
         let enqueued = self
             .state
@@ -379,12 +408,12 @@ impl JobsApi {
             })?;
         let objects = self.state.store.objects();
         Ok(match format.0 {
-            ResultFormat::Parquet => {
-                GetResultResponse::Parquet(Binary(results::parquet(objects, &path).await?))
-            }
-            ResultFormat::Csv => {
-                GetResultResponse::Csv(Binary(results::csv(objects, &path).await?))
-            }
+            ResultFormat::Parquet => GetResultResponse::Ok(ResultContent::Parquet(Binary(
+                results::parquet(objects, &path).await?,
+            ))),
+            ResultFormat::Csv => GetResultResponse::Ok(ResultContent::Csv(Binary(
+                results::csv(objects, &path).await?,
+            ))),
             ResultFormat::Json => {
                 let offset = match cursor.0 {
                     Some(c) => c.parse::<usize>().map_err(|_| {
@@ -392,9 +421,9 @@ impl JobsApi {
                     })?,
                     None => 0,
                 };
-                GetResultResponse::Json(Json(
+                GetResultResponse::Ok(ResultContent::Json(Json(
                     results::json_page(objects, &path, offset, limit.0 as usize).await?,
-                ))
+                )))
             }
         })
     }
@@ -410,6 +439,40 @@ fn default_page() -> u32 {
 
 fn default_format() -> ResultFormat {
     ResultFormat::Json
+}
+
+/// Checks an SQL analysis as far as it can be checked before it runs (see
+/// [`crunch_worker::engine::check_sql`]): a query that is not one
+/// read-only query, is too long or too deep, or reads a table that is not
+/// among the job's inputs is answered 422 now, and never queued.
+async fn check_sql(job: &NewJob) -> Result<(), ApiError> {
+    let Analysis::Sql(sql) = &job.analysis.0 else {
+        return Ok(());
+    };
+    let tables = job.inputs.iter().map(|i| i.table.clone()).collect();
+    let error = match check_sql_text(sql.query.clone(), tables, DEFAULT_MAX_SQL_BYTES).await {
+        Ok(()) => return Ok(()),
+        Err(error) => error,
+    };
+    let (detail, message) = match error {
+        EngineError::InvalidQuery(reason) => (format!("invalid query: {reason}"), reason),
+        EngineError::UnknownTable(table) => (
+            format!(
+                "the query reads table {table}, which is not one of the job's inputs \
+                 (a query sees only its inputs, under their `table` names)"
+            ),
+            format!("unknown table {table}"),
+        ),
+        other => return Err(ApiError::Internal(format!("checking a query: {other}"))),
+    };
+    Err(ApiError::Unprocessable {
+        detail,
+        errors: vec![InputError {
+            line: None,
+            column: Some("analysis.query".to_owned()),
+            message,
+        }],
+    })
 }
 
 impl JobsApi {
@@ -428,7 +491,7 @@ impl JobsApi {
                         "input {:?} names dataset {}, which does not exist",
                         input.table, input.dataset
                     ),
-                    errors: vec![crate::problem::InputError {
+                    errors: vec![InputError {
                         line: None,
                         column: Some("inputs".to_owned()),
                         message: format!("unknown dataset {}", input.dataset),

@@ -1,9 +1,76 @@
 //! The API's schemas. Every one is named in the spec; request bodies reject
 //! unknown fields.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
-use poem_openapi::{Enum, Object, Union};
+use poem_openapi::{
+    Enum, Object, Union,
+    registry::{MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+};
+use serde_json::Value;
 use uuid::Uuid;
+
+/// `T`, rejecting fields that `T` does not have. For types whose derive
+/// cannot: the variants of [`Analysis`] receive its `type` field, so they
+/// cannot deny unknown fields themselves. In the spec it is `T` exactly.
+///
+/// A field is known when `T` writes it back: parsed and serialized again,
+/// the value has every field `T` has (its optional fields must therefore
+/// serialize as `null`, not be skipped) and none that it ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strict<T>(pub T);
+
+impl<T: Type> Type for Strict<T> {
+    const IS_REQUIRED: bool = T::IS_REQUIRED;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_raw_value()
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+}
+
+impl<T: ParseFromJSON + ToJSON> ParseFromJSON for Strict<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let given: Vec<String> = match &value {
+            Some(Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let parsed = T::parse_from_json(value).map_err(ParseError::propagate)?;
+        if let Some(Value::Object(known)) = parsed.to_json()
+            && let Some(unknown) = given.iter().find(|f| !known.contains_key(*f))
+        {
+            return Err(ParseError::custom(format!("unknown field `{unknown}`.")));
+        }
+        Ok(Strict(parsed))
+    }
+}
+
+impl<T: ToJSON> ToJSON for Strict<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.to_json()
+    }
+}
 
 /// A column of a dataset or a result.
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -279,7 +346,7 @@ pub struct NewJob {
     /// The datasets the analysis reads, by table name.
     pub inputs: Vec<JobInput>,
     /// The analysis.
-    pub analysis: Analysis,
+    pub analysis: Strict<Analysis>,
     /// Higher runs first; -100 to 100.
     #[oai(default, validator(minimum(value = "-100"), maximum(value = "100")))]
     pub priority: i16,

@@ -43,6 +43,7 @@ pub(super) fn convert(
 ) -> Result<Converted, StoreError> {
     let format = format(&options.csv)?;
     let header = options.csv.header;
+    check_quotes_closed(file, options.csv.delimiter)?;
     let target = match expect {
         Expect::Infer => infer(file, &format, header, options.infer_records)?,
         Expect::Declared(expected) | Expect::Dataset(expected) => {
@@ -81,6 +82,64 @@ pub(super) fn convert(
         }
     }
     sink.finish()
+}
+
+/// Where a quoted field stands while scanning.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// At the start of a field, where a quote opens a quoted field.
+    FieldStart,
+    /// In an unquoted field, where quotes are plain characters.
+    Unquoted,
+    /// In a quoted field.
+    Quoted,
+    /// Just after a quote in a quoted field: it closed the field, or a
+    /// second quote follows and the pair stands for one.
+    QuoteInQuoted,
+}
+
+/// Fails when the body opens a quoted field and never closes it. Arrow's
+/// decoder (like the csv crate it builds on) ends such a field at the end
+/// of the input, so a truncated body would be taken as complete, its last
+/// field holding every line after the quote. The scan follows the same
+/// rules as the decoder (RFC 4180 quotes, `""` inside a quoted field).
+fn check_quotes_closed(file: &File, delimiter: u8) -> Result<(), StoreError> {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    reader.seek(SeekFrom::Start(0))?;
+    let mut state = Quoting::FieldStart;
+    let mut line = 1u64;
+    let mut opened_on = 1u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        for &byte in buf {
+            state = match (state, byte) {
+                (Quoting::Quoted, b'"') => Quoting::QuoteInQuoted,
+                (Quoting::Quoted, _) => Quoting::Quoted,
+                (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
+                (Quoting::FieldStart, b'"') => {
+                    opened_on = line;
+                    Quoting::Quoted
+                }
+                (_, b) if b == delimiter || b == b'\n' || b == b'\r' => Quoting::FieldStart,
+                _ => Quoting::Unquoted,
+            };
+            if byte == b'\n' {
+                line += 1;
+            }
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+    if state == Quoting::Quoted {
+        return Err(StoreError::bad_line(
+            opened_on,
+            "a quoted field opened on this line is never closed (is the body truncated?)",
+        ));
+    }
+    Ok(())
 }
 
 /// Arrow's CSV format for the options.

@@ -49,7 +49,7 @@ use crate::analysis::{Analysis, ColumnSummary, ResultSummary};
 /// drop the plan) before its task is aborted outright.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
-/// Stack of each engine thread.
+/// Stack of each engine thread, and of the thread [`check_sql`] runs on.
 const ENGINE_STACK_BYTES: usize = 16 << 20;
 
 /// Default for [`EngineConfig::max_sql_bytes`].
@@ -114,6 +114,35 @@ impl EngineConfig {
         }
         self
     }
+}
+
+/// Checks an SQL analysis before it is queued, without its data: the
+/// checks a run makes before planning (length within `max_sql_bytes`, one
+/// read-only query, nesting within the limits), and that every table it
+/// reads is one of `tables`, the job's input names. What it rejects, a run
+/// would reject with the same error; what it accepts may still fail to plan
+/// (an unknown column, a type error).
+///
+/// Parsing and dropping a deeply nested query recurses, so the check runs
+/// on a thread of its own with the engine threads' stack, never on the
+/// caller's.
+pub async fn check_sql(
+    query: String,
+    tables: Vec<String>,
+    max_sql_bytes: usize,
+) -> Result<(), EngineError> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("crunch-sql-check".into())
+        .stack_size(ENGINE_STACK_BYTES)
+        .spawn(move || {
+            let _ = sender.send(sql::check(&query, &tables, max_sql_bytes));
+        })?;
+    receiver.await.unwrap_or_else(|_| {
+        Err(EngineError::Execution(
+            "the SQL check stopped without an answer".into(),
+        ))
+    })
 }
 
 /// One input table of a run.

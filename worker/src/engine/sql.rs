@@ -10,12 +10,17 @@
 use std::ops::ControlFlow;
 
 use datafusion::{
+    common::DataFusionError,
     dataframe::DataFrame,
     execution::context::SQLOptions,
-    prelude::SessionContext,
+    prelude::{SessionConfig, SessionContext},
     sql::{
         parser::{DFParserBuilder, Statement},
-        sqlparser::ast::{Expr, Query, SetExpr, Statement as SqlStatement, Visit, Visitor},
+        resolve::resolve_table_references,
+        sqlparser::{
+            ast::{Expr, Query, SetExpr, Statement as SqlStatement, Visit, Visitor},
+            parser::ParserError,
+        },
     },
 };
 
@@ -40,12 +45,7 @@ pub(crate) async fn plan(
     query: &str,
     max_bytes: usize,
 ) -> Result<DataFrame, EngineError> {
-    if query.len() > max_bytes {
-        return Err(EngineError::InvalidQuery(format!(
-            "the query is {} bytes long; at most {max_bytes} are allowed",
-            query.len()
-        )));
-    }
+    check_length(query, max_bytes)?;
     let statement = parse(query)?;
 
     let state = ctx.state();
@@ -68,12 +68,66 @@ pub(crate) async fn plan(
     Ok(ctx.execute_logical_plan(plan).await?)
 }
 
+/// Checks what can be checked of `query` without its data, exactly as a
+/// run would: its length, that it is one read-only query within the
+/// nesting limits, and that every table it reads is one of `tables` (the
+/// run's input names). Column names and types need the inputs' schemas
+/// and are left to the run.
+///
+/// Recursive, like the parser and the drop of a deep expression tree: call
+/// it through [`super::check_sql`], which gives it the stack the engine's
+/// threads have.
+pub(crate) fn check(query: &str, tables: &[String], max_bytes: usize) -> Result<(), EngineError> {
+    check_length(query, max_bytes)?;
+    let statement = parse(query)?;
+    // The run's session resolves references the same way: identifiers
+    // normalized (unquoted ones folded to lower case), bare names in the
+    // default catalog and schema, where its inputs are registered.
+    let config = SessionConfig::new();
+    let catalog = &config.options().catalog;
+    let normalize = config.options().sql_parser.enable_ident_normalization;
+    let (references, _ctes) = resolve_table_references(&statement, normalize)?;
+    for reference in references {
+        let resolved = reference
+            .clone()
+            .resolve(&catalog.default_catalog, &catalog.default_schema);
+        let known = *resolved.catalog == *catalog.default_catalog
+            && *resolved.schema == *catalog.default_schema
+            && tables.iter().any(|t| *t == *resolved.table);
+        if !known {
+            return Err(EngineError::UnknownTable(reference.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn check_length(query: &str, max_bytes: usize) -> Result<(), EngineError> {
+    if query.len() > max_bytes {
+        return Err(EngineError::InvalidQuery(format!(
+            "the query is {} bytes long; at most {max_bytes} are allowed",
+            query.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Parses `query`, accepting exactly one query statement.
 fn parse(query: &str) -> Result<Statement, EngineError> {
     let mut statements = DFParserBuilder::new(query)
         .with_recursion_limit(RECURSION_LIMIT)
         .build()?
-        .parse_statements()?;
+        .parse_statements()
+        .map_err(|error| match error {
+            DataFusionError::SQL(ref parse, _)
+                if matches!(**parse, ParserError::RecursionLimitExceeded) =>
+            {
+                EngineError::InvalidQuery(format!(
+                    "the query nests more than {RECURSION_LIMIT} levels deep \
+                     (parentheses, subqueries, function calls)"
+                ))
+            }
+            other => other.into(),
+        })?;
     let statement = match (statements.pop_front(), statements.len()) {
         (Some(statement), 0) => statement,
         (None, _) => return Err(EngineError::InvalidQuery("the query is empty".into())),
@@ -209,6 +263,12 @@ mod tests {
     }
 
     #[test]
+    fn nesting_past_the_parser_limit_is_named() {
+        let deep = format!("SELECT {}1{}", "(".repeat(60), ")".repeat(60));
+        assert!(rejection(&deep).contains("nests more than 50 levels"));
+    }
+
+    #[test]
     fn two_statements_are_rejected() {
         assert!(rejection("SELECT 1; SELECT 2").contains("exactly one statement"));
     }
@@ -216,5 +276,52 @@ mod tests {
     #[test]
     fn an_empty_query_is_rejected() {
         assert!(rejection("  ").contains("empty"));
+    }
+
+    fn checked(query: &str) -> Result<(), EngineError> {
+        check(query, &["t".to_owned(), "Mixed".to_owned()], 10_000)
+    }
+
+    #[test]
+    fn a_check_accepts_the_inputs_qualified_or_not_and_ctes() {
+        for query in [
+            "SELECT * FROM t",
+            "SELECT * FROM public.t JOIN datafusion.public.t u ON true",
+            "SELECT * FROM \"Mixed\"",
+            "WITH x AS (SELECT * FROM t) SELECT * FROM x",
+            "SELECT 1",
+        ] {
+            assert!(checked(query).is_ok(), "{query}: {:?}", checked(query));
+        }
+    }
+
+    #[test]
+    fn a_check_names_tables_that_are_not_inputs() {
+        for (query, table) in [
+            ("SELECT * FROM t JOIN secrets USING (a)", "secrets"),
+            ("SELECT * FROM other.t", "other.t"),
+            ("SELECT * FROM Mixed", "mixed"),
+            ("SELECT * FROM 'file:///etc/passwd'", "/etc/passwd"),
+            ("SELECT * FROM read_parquet('/etc/passwd')", "read_parquet"),
+        ] {
+            match checked(query) {
+                Err(EngineError::UnknownTable(name)) => {
+                    assert!(name.contains(table), "{query}: {name}")
+                }
+                other => panic!("{query}: expected an unknown table, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_check_rejects_what_a_run_rejects_before_planning() {
+        assert!(matches!(
+            checked("DROP TABLE t"),
+            Err(EngineError::InvalidQuery(_))
+        ));
+        let long = format!("SELECT * FROM t WHERE a IN ({})", vec!["1"; 5000].join(","));
+        assert!(
+            matches!(checked(&long), Err(EngineError::InvalidQuery(m)) if m.contains("at most 10000"))
+        );
     }
 }
