@@ -52,6 +52,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
+        // Claims and result writes fail fast during an outage and are
+        // retried; they need not hold a task for sqlx's default 30 s.
+        .acquire_timeout(crunch_db::ACQUIRE_TIMEOUT)
         .connect_lazy(&url)
         .context("DATABASE_URL")?;
     let queue = Queue::new(pool.clone(), Registry::new().register::<AnalysisJob>());
