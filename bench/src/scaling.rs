@@ -280,6 +280,16 @@ pub struct Scenario {
     pub jobs: Vec<Job>,
 }
 
+/// `count` jobs of `minutes`, one every `every` minutes.
+fn trickle(count: u64, every: u64, minutes: u64) -> Vec<Job> {
+    (0..count)
+        .map(|i| Job {
+            arrival: i * every * MINUTE,
+            duration: minutes * MINUTE,
+        })
+        .collect()
+}
+
 /// The workloads of `docs/scaling.md`.
 pub fn scenarios() -> Vec<Scenario> {
     let burst = |n: u64, minutes: u64| {
@@ -299,21 +309,11 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "trickle: a 30-min job every 3 min for 4 h",
-            jobs: (0..80)
-                .map(|i| Job {
-                    arrival: i * 3 * MINUTE,
-                    duration: 30 * MINUTE,
-                })
-                .collect(),
+            jobs: trickle(80, 3, 30),
         },
         Scenario {
             name: "trickle: a 10-min job every 15 min for 4 h",
-            jobs: (0..16)
-                .map(|i| Job {
-                    arrival: i * 15 * MINUTE,
-                    duration: 10 * MINUTE,
-                })
-                .collect(),
+            jobs: trickle(16, 15, 10),
         },
     ]
 }

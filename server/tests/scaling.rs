@@ -173,6 +173,30 @@ fn clients(ecs: &[&Rule], autoscaling: &[&Rule], cloudwatch: &[&Rule]) -> AwsCli
     }
 }
 
+/// A publisher of `queue`'s numbers through `aws`, with no last reading.
+fn publisher(queue: Queue, aws: AwsClients) -> Publisher {
+    Publisher {
+        queue,
+        aws,
+        service: service(),
+        status: ScalingStatus::default(),
+    }
+}
+
+/// A publisher over an AWS that answers: `tasks` running, target 1, min 0,
+/// max `max`. Also returns what PutMetricData receives.
+fn healthy(queue: Queue, tasks: i32, max: i32) -> (Publisher, Sent) {
+    let sent = Sent::default();
+    let (ecs, targets, policies, put) = (
+        running(tasks),
+        scalable_target(0, max),
+        target_tracking(1.0),
+        put_metric_data(sent.clone()),
+    );
+    let aws = clients(&[&ecs], &[&targets, &policies], &[&put]);
+    (publisher(queue, aws), sent)
+}
+
 fn value_of<'a>(data: &'a [MetricDatum], name: &str) -> Option<&'a MetricDatum> {
     data.iter().find(|d| d.metric_name() == Some(name))
 }
@@ -194,19 +218,7 @@ fn the_metric_counts_running_jobs_and_wakes_an_empty_service() {
 #[tokio::test]
 async fn with_no_task_running_and_work_waiting_it_publishes_at_least_twice_the_target() {
     let (_db, queue) = queue_with(1).await;
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (ecs, targets, policies, put) = (
-        running(0),
-        scalable_target(0, 20),
-        target_tracking(1.0),
-        put_metric_data(sent.clone()),
-    );
-    let publisher = Publisher {
-        queue: queue.clone(),
-        aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
-        service: service(),
-        status: ScalingStatus::default(),
-    };
+    let (publisher, sent) = healthy(queue.clone(), 0, 20);
     let published = publisher.round(&mut Leadership::default()).await.unwrap();
     assert!(published.published);
     assert_eq!(published.reading.running_tasks, 0);
@@ -237,19 +249,7 @@ async fn with_no_task_running_and_work_waiting_it_publishes_at_least_twice_the_t
 #[tokio::test]
 async fn with_n_tasks_it_publishes_backlog_per_task() {
     let (_db, queue) = queue_with(6).await;
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (ecs, targets, policies, put) = (
-        running(4),
-        scalable_target(0, 50),
-        target_tracking(1.0),
-        put_metric_data(sent.clone()),
-    );
-    let publisher = Publisher {
-        queue,
-        aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
-        service: service(),
-        status: ScalingStatus::default(),
-    };
+    let (publisher, sent) = healthy(queue, 4, 50);
     let published = publisher.round(&mut Leadership::default()).await.unwrap();
     assert_eq!(published.reading.backlog_per_task, 1.5);
     // Work waits: no task counts as idle, whatever the job count.
@@ -274,19 +274,7 @@ async fn tasks_beyond_the_running_jobs_are_idle_once_nothing_waits() {
         )
         .await
         .unwrap();
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (ecs, targets, policies, put) = (
-        running(5),
-        scalable_target(0, 10),
-        target_tracking(1.0),
-        put_metric_data(sent.clone()),
-    );
-    let publisher = Publisher {
-        queue,
-        aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
-        service: service(),
-        status: ScalingStatus::default(),
-    };
+    let (publisher, sent) = healthy(queue, 5, 10);
     let reading = publisher
         .round(&mut Leadership::default())
         .await
@@ -352,14 +340,12 @@ async fn a_throttled_or_failed_aws_call_publishes_nothing() {
         ),
     ];
     for (what, ecs, targets, policies) in cases {
-        let sent = Arc::new(Mutex::new(Vec::new()));
+        let sent = Sent::default();
         let put = put_metric_data(sent.clone());
-        let publisher = Publisher {
-            queue: queue.clone(),
-            aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
-            service: service(),
-            status: ScalingStatus::default(),
-        };
+        let publisher = publisher(
+            queue.clone(),
+            clients(&[&ecs], &[&targets, &policies], &[&put]),
+        );
         let error = publisher
             .round(&mut Leadership::default())
             .await
@@ -391,12 +377,7 @@ async fn a_failed_put_is_reported_and_not_shown_as_published() {
     let (ecs, targets, policies) = (running(1), scalable_target(0, 10), target_tracking(1.0));
     let put =
         mock!(CloudWatch::put_metric_data).then_error(|| PutMetricDataError::generic(throttled()));
-    let publisher = Publisher {
-        queue,
-        aws: clients(&[&ecs], &[&targets, &policies], &[&put]),
-        service: service(),
-        status: ScalingStatus::default(),
-    };
+    let publisher = publisher(queue, clients(&[&ecs], &[&targets, &policies], &[&put]));
     let error = publisher
         .round(&mut Leadership::default())
         .await
@@ -409,24 +390,8 @@ async fn a_failed_put_is_reported_and_not_shown_as_published() {
 #[tokio::test]
 async fn one_replica_at_a_time_publishes() {
     let (_db, queue) = queue_with(1).await;
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let (ecs, targets, policies, put) = (
-        running(1),
-        scalable_target(0, 10),
-        target_tracking(1.0),
-        put_metric_data(sent.clone()),
-    );
-    let aws = clients(&[&ecs], &[&targets, &policies], &[&put]);
-    let replica = |status: ScalingStatus| Publisher {
-        queue: queue.clone(),
-        aws: aws.clone(),
-        service: service(),
-        status,
-    };
-    let (a, b) = (
-        replica(ScalingStatus::default()),
-        replica(ScalingStatus::default()),
-    );
+    let (a, sent) = healthy(queue.clone(), 1, 10);
+    let b = publisher(queue, a.aws.clone());
     let (mut lead_a, mut lead_b) = (Leadership::default(), Leadership::default());
 
     assert!(a.round(&mut lead_a).await.unwrap().published);
