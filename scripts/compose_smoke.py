@@ -223,6 +223,8 @@ def main() -> None:
             state = json.loads(body).get("state") if status == 200 else None
             if state in ("succeeded", "failed", "cancelled"):
                 break
+            if status is None:
+                time.sleep(0.5)
         if state != "succeeded":
             sys.exit(f"compose smoke: job ended {state!r}: {body[:500]!r}")
         status, body = http("GET", f"{base}/v1/jobs/{job_id}/result?format=csv")
@@ -248,6 +250,9 @@ def main() -> None:
                 failures.append(f"{name} exited {code} (log: {tmp}/{name}.log)")
         subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg_data), "-m", "fast", "stop"]),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Said here too: an earlier failure leaves the block by sys.exit.
+        for failure in failures:
+            print(f"compose smoke: {failure}", file=sys.stderr)
     if failures:
         sys.exit("compose smoke: " + "; ".join(failures))
     shutil.rmtree(tmp, ignore_errors=True)

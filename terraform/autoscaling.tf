@@ -72,12 +72,15 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
 # --- workers: idle tasks go after a minute ----------------------------------------------
 # Target tracking scales in only after 15 datapoints below 90% of the target,
 # so every task of a finished burst would be billed for 15 idle minutes
-# (docs/scaling.md: 65% of billed task time busy). IdleTasks counts running
-# tasks without a job while nothing is queued (0 whenever work waits, so it
-# never works against a scale-out); one datapoint above 0 removes the
-# largest power of two not above it (at least half of the idle tasks, at most
-# 64), once a minute. Tasks holding a job are scale-in protected, so a
-# removal can only ever stop idle ones.
+# (docs/scaling.md: 65% of billed task time busy). IdleTasks counts desired
+# tasks beyond the running jobs while nothing is queued (0 whenever work
+# waits, so it never works against a scale-out; counted from the desired
+# count, so a removal never takes it below the running jobs); one datapoint
+# above 0 removes the largest power of two not above it (at most 64), at
+# most once a minute. The server publishes at half past each minute, so the
+# datapoint after a removal (decided just after the minute) already shows
+# it, and one datapoint never removes twice. Tasks holding a job are
+# scale-in protected, so a removal can only ever stop idle ones.
 
 resource "aws_appautoscaling_policy" "worker_idle" {
   count = var.worker_idle_scale_in ? 1 : 0

@@ -25,7 +25,7 @@ locals {
     backlog_per_task = "BacklogPerTask" # (queued + running) / max(running tasks, 1)
     backlog          = "Backlog"        # queued + running jobs
     running_tasks    = "RunningTasks"   # running worker tasks (ECS DescribeServices)
-    idle_tasks       = "IdleTasks"      # running tasks without a job while nothing is queued
+    idle_tasks       = "IdleTasks"      # desired tasks beyond the running jobs while nothing is queued
     oldest_queued    = "OldestQueuedSeconds"
     jobs_succeeded   = "JobsSucceeded" # jobs finished in the last minute, by outcome
     jobs_failed      = "JobsFailed"

@@ -16,8 +16,9 @@
 //! - ECS starts a task in `task_start` (image pull, container start, the
 //!   worker's first poll), billed from launch; running tasks are the ones
 //!   `DescribeServices` counts; a task holding a job is scale-in protected,
-//!   so a scale-in stops pending and idle tasks only and the rest as they
-//!   go idle;
+//!   so a scale-in stops idle tasks only and the rest as they go idle (that
+//!   ECS stops pending tasks before idle ones is an assumption of this
+//!   model);
 //! - optionally, a step-scaling policy on `IdleTasks` (running tasks
 //!   without a job while nothing is queued) removes idle tasks after a
 //!   short alarm, since target tracking's 15-minute scale-in alarm would
@@ -61,7 +62,7 @@ pub struct IdleStep {
 /// The tasks the idle step removes for `idle` idle tasks: the largest
 /// power of two not above it, capped at 64. The same steps as
 /// terraform/autoscaling.tf (`[2^k, 2^(k+1))` idle tasks remove `2^k`),
-/// so at least half of the idle tasks go each minute.
+/// so at least half of up to 127 idle tasks go per step.
 pub fn idle_step_removal(idle: u32) -> u32 {
     if idle == 0 {
         return 0;
@@ -196,8 +197,10 @@ pub fn simulate(policy: &Policy, jobs: &[Job], horizon: u64) -> Outcome {
                 policy.target,
             );
             datapoints.push(metric);
+            // As the server publishes it: desired tasks beyond the jobs
+            // running, when nothing waits.
             let idle = if queue.is_empty() {
-                (running_tasks - running_jobs) as u32
+                desired.saturating_sub(running_jobs as u32)
             } else {
                 0
             };

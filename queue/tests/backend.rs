@@ -161,6 +161,23 @@ async fn a_notification_wakes_an_idle_worker_without_polling() {
 }
 
 #[tokio::test]
+async fn an_idle_worker_waits_for_a_notification_or_its_poll_timer() {
+    let f = fixture().await;
+    let config = fast("w").poll_interval(Duration::from_secs(3600));
+    let w = start(&f.queue, config, &Probe::default());
+    wait_for_rounds(&w.handle, 1).await;
+    // An empty claim must not ask for the next one straight away: with the
+    // poll timer an hour off, nothing should start another round.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        w.handle.claim_rounds() <= 2,
+        "an idle worker kept claiming: {} rounds",
+        w.handle.claim_rounds()
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn a_delayed_job_is_found_by_polling_once_it_is_due() {
     let f = fixture().await;
     // Inserting a job that is not yet due sends no notification.

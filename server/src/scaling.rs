@@ -52,6 +52,9 @@ pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(60);
 /// The advisory lock whose holder publishes ("crunch", then 1).
 const PUBLISHER_LOCK: i64 = 0x6372_756e_6368_0001;
 
+/// How long the lock holder's connection may take to answer a ping.
+const LOCK_PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The worker service whose scaling this publishes for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerService {
@@ -161,6 +164,8 @@ pub struct Reading {
     pub running_jobs: i64,
     /// Running worker tasks, per ECS.
     pub running_tasks: i32,
+    /// The service's desired task count, per ECS.
+    pub desired_tasks: i32,
     /// The policy in force.
     pub policy: Policy,
     /// The published value.
@@ -181,16 +186,19 @@ impl Reading {
         self.queued + self.running_jobs
     }
 
-    /// Running tasks without a job while nothing is queued: what the idle
-    /// step policy removes. Target tracking alone would keep them for its
-    /// 15-minute scale-in alarm; this lets a finished burst go within
-    /// about a minute. Zero whenever work waits, so it never fights a
+    /// Desired tasks beyond the running jobs while nothing is queued: what
+    /// the idle step policy removes. Target tracking alone would keep them
+    /// for its 15-minute scale-in alarm; this lets a finished burst go
+    /// within minutes. Counted from the desired count, which is what a step
+    /// subtracts from, so a removal can never take the desired count below
+    /// the jobs running (tasks still stopping, or just launched, do not
+    /// count twice). Zero whenever work waits, so it never fights a
     /// scale-out.
     pub fn idle_tasks(&self) -> i64 {
         if self.queued > 0 {
             return 0;
         }
-        (i64::from(self.running_tasks) - self.running_jobs).max(0)
+        (i64::from(self.desired_tasks) - self.running_jobs).max(0)
     }
 
     /// The metric data for one `PutMetricData` call.
@@ -268,8 +276,16 @@ impl AwsClients {
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
+        // A hung call must not stall the minute's round (or shutdown); the
+        // standard retries still apply within the attempt timeout.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http)
+            .timeout_config(timeouts)
             .load()
             .await;
         AwsClients {
@@ -279,8 +295,8 @@ impl AwsClients {
         }
     }
 
-    /// Running tasks of the worker service.
-    pub async fn running_tasks(&self, service: &WorkerService) -> Result<i32, ScalingError> {
+    /// Running and desired task counts of the worker service.
+    pub async fn task_counts(&self, service: &WorkerService) -> Result<(i32, i32), ScalingError> {
         let out = self
             .ecs
             .describe_services()
@@ -300,7 +316,7 @@ impl AwsClients {
         out.services()
             .iter()
             .find(|s| s.service_name() == Some(service.service.as_str()))
-            .map(|s| s.running_count())
+            .map(|s| (s.running_count(), s.desired_count()))
             .ok_or_else(|| {
                 ScalingError::Missing(format!(
                     "ecs:DescribeServices: no service {} in cluster {}",
@@ -378,7 +394,7 @@ pub async fn read(
 ) -> Result<Reading, ScalingError> {
     let stats = queue.stats(None).await?;
     let run_times = queue.recent_run_times(PUBLISH_INTERVAL).await?;
-    let running_tasks = aws.running_tasks(service).await?;
+    let (running_tasks, desired_tasks) = aws.task_counts(service).await?;
     let policy = aws.policy(service).await?;
     let finished: Vec<_> = run_times
         .by_state
@@ -396,6 +412,7 @@ pub async fn read(
         queued: stats.queued_ready,
         running_jobs: stats.running,
         running_tasks,
+        desired_tasks,
         policy,
         backlog_per_task: backlog_per_task(stats.backlog(), running_tasks, policy.target),
         oldest_queued_seconds: stats.oldest_queued_age.as_secs_f64(),
@@ -418,14 +435,20 @@ impl Leadership {
     /// Whether this replica holds the lock now, taking it when free.
     pub async fn check(&mut self, pool: &PgPool) -> bool {
         if let Some(conn) = &mut self.conn {
-            if conn.ping().await.is_ok() {
+            // A half-open connection would keep the lock (and this replica
+            // silent) until TCP gives up; a ping that does not answer in
+            // time hands the lock on instead.
+            if matches!(
+                tokio::time::timeout(LOCK_PING_TIMEOUT, conn.ping()).await,
+                Ok(Ok(()))
+            ) {
                 return true;
             }
             tracing::warn!("lost the scaling publisher's lock connection");
             self.conn = None;
         }
         let mut conn = match pool.acquire().await {
-            Ok(conn) => conn.detach(),
+            Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!("cannot try the scaling publisher's lock: {e}");
                 return false;
@@ -433,12 +456,14 @@ impl Leadership {
         };
         match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
             .bind(PUBLISHER_LOCK)
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
         {
             Ok(true) => {
                 tracing::info!("this replica publishes the scaling metric");
-                self.conn = Some(conn);
+                // The lock lives with this session: keep the connection out
+                // of the pool for as long as this replica publishes.
+                self.conn = Some(conn.detach());
                 true
             }
             Ok(false) => false,
@@ -490,6 +515,13 @@ impl ScalingStatus {
     }
 }
 
+/// How long from `now` until the next half past a minute (:30.000).
+pub fn until_half_past(now: DateTime<Utc>) -> Duration {
+    let into_minute_ms = now.timestamp_millis().rem_euclid(60_000);
+    let wait_ms = (30_000 - into_minute_ms).rem_euclid(60_000);
+    Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+}
+
 /// The publisher: reads every minute on every replica, publishes on the
 /// one holding the lock.
 pub struct Publisher {
@@ -520,10 +552,18 @@ impl Publisher {
         Ok(published)
     }
 
-    /// Runs rounds every [`PUBLISH_INTERVAL`] until `stop` resolves.
+    /// Runs rounds every [`PUBLISH_INTERVAL`], at half past each minute,
+    /// until `stop` resolves.
+    ///
+    /// Why half past: alarms evaluate a one-minute period just after it
+    /// ends and scale within seconds; a datapoint taken at :30 already
+    /// reflects the scaling decided on the previous one, so the idle step
+    /// (cooldown 60 s) never acts twice on numbers from before its own
+    /// removal.
     pub async fn run(self, stop: impl Future<Output = ()>) {
         let mut leadership = Leadership::default();
-        let mut tick = tokio::time::interval(PUBLISH_INTERVAL);
+        let first = tokio::time::Instant::now() + until_half_past(Utc::now());
+        let mut tick = tokio::time::interval_at(first, PUBLISH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
@@ -531,7 +571,11 @@ impl Publisher {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
             }
-            match self.round(&mut leadership).await {
+            let result = tokio::select! {
+                _ = &mut stop => break,
+                result = self.round(&mut leadership) => result,
+            };
+            match result {
                 Ok(p) => tracing::debug!(
                     backlog_per_task = p.reading.backlog_per_task,
                     running_tasks = p.reading.running_tasks,

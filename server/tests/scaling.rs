@@ -5,7 +5,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use aws_sdk_applicationautoscaling::{
     Client as AutoScaling,
@@ -213,6 +216,22 @@ fn the_metric_counts_running_jobs_and_wakes_an_empty_service() {
     assert_eq!(backlog_per_task(1, 0, 1.0), 2.0);
     assert_eq!(backlog_per_task(1, 0, 5.0), 10.0);
     assert_eq!(backlog_per_task(50, 0, 1.0), 50.0);
+}
+
+#[test]
+fn rounds_fall_at_half_past_each_minute() {
+    use chrono::TimeZone;
+    use crunch_server::scaling::until_half_past;
+    let at = |s: u32, ms: i64| {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 11, 30, 22, 0, s)
+            .unwrap()
+            + chrono::Duration::milliseconds(ms)
+    };
+    assert_eq!(until_half_past(at(0, 0)), Duration::from_secs(30));
+    assert_eq!(until_half_past(at(29, 500)), Duration::from_millis(500));
+    assert_eq!(until_half_past(at(30, 0)), Duration::ZERO);
+    assert_eq!(until_half_past(at(45, 0)), Duration::from_secs(45));
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The crunch worker process: runs analysis jobs from the queue until
 //! SIGTERM, then drains (see `CRUNCH_SHUTDOWN_GRACE_SECONDS`) and exits 0.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use crunch_queue::{Maintenance, Queue, Registry};
 use crunch_store::Store;
@@ -8,6 +10,7 @@ use crunch_worker::{
     analysis::AnalysisJob,
     config::{Config, Setting},
     engine::Engine,
+    protection::{AgentProtection, ProtectionConfig},
     runner::{Deps, run_worker},
     settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
 };
@@ -19,9 +22,20 @@ const LOG: Setting = Setting {
     help: "log filter (tracing env-filter syntax)",
 };
 
+/// Only the worker binary holds protection: it is the ECS service that
+/// scales on the backlog. (The server's in-process workers share a task
+/// with the API, whose task count is not the workers'.)
+const ECS_AGENT: Setting = Setting {
+    env: "ECS_AGENT_URI",
+    flag: "ecs-agent-uri",
+    default: "",
+    help: "set by ECS: the container agent, through which the worker holds scale-in protection while it holds a job",
+};
+
 fn main() -> anyhow::Result<()> {
     let mut settings = WORKER_SETTINGS.to_vec();
     settings.push(LOG);
+    settings.push(ECS_AGENT);
     let Some(config) = Config::load("crunch-worker", &settings)? else {
         return Ok(());
     };
@@ -45,9 +59,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .text("CRUNCH_STORE_URL")
         .context("CRUNCH_STORE_URL (or --store-url) is required")?
         .to_owned();
-    let (options, engine) = worker_options(&config)?;
+    let (mut options, engine) = worker_options(&config)?;
     match config.text("ECS_AGENT_URI") {
-        Some(agent) => tracing::info!(agent, "holding ECS scale-in protection while a job runs"),
+        Some(agent) => {
+            let protection = AgentProtection::new(agent, ProtectionConfig::default())
+                .context("ECS_AGENT_URI")?;
+            options.queue = options.queue.protection(Arc::new(protection));
+            tracing::info!(agent, "holding ECS scale-in protection while a job runs");
+        }
         None => tracing::info!("scale-in protection off: ECS_AGENT_URI is not set (not on ECS)"),
     }
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -3,12 +3,14 @@
 //! worker holds a job: neither a scale-in nor a deployment stops a task in
 //! the middle of a 30-minute analysis, and an idle task stays free to go.
 //!
-//! The backend asks often (before every claim round while idle and work
-//! waits, on every heartbeat while busy); this client calls the agent only
-//! when protection must be taken, nears its end, or must be given
-//! up, and after a failed call it answers with that failure for a short
-//! while instead of calling again, so a blocked deployment or a throttled
-//! API does not turn into a call per poll.
+//! The backend asks for protection once per job (before the claim), and
+//! for renewal on every heartbeat; this client calls the agent for every
+//! new job (so a deployment in progress can refuse it), for a renewal only
+//! when the protection nears its end, and to give it up. After a failed
+//! protect it answers with that failure for a short while instead of
+//! calling again, so a blocked deployment or a throttled API does not turn
+//! into a call per poll. After any failed call it treats the task's state
+//! as unknown: the next release or renewal calls the agent.
 
 use std::time::Duration;
 
@@ -59,9 +61,11 @@ pub struct AgentProtection {
 #[derive(Default)]
 struct State {
     /// When the protection last taken or renewed runs out; `None` when the
-    /// task is not protected by this worker.
+    /// task is not protected by this worker. A failed call sets it to now:
+    /// the agent may or may not have applied it, so the next release or
+    /// renewal must ask.
     protected_until: Option<Instant>,
-    /// The last failure and when it happened.
+    /// The last failed protect and when it happened.
     failed: Option<(Instant, ProtectionError)>,
 }
 
@@ -170,9 +174,11 @@ impl AgentProtection {
         }
     }
 
-    /// Calls the agent unless a recent failure stands, recording the result.
+    /// Calls the agent, unless this is a protect and a recent failed
+    /// protect stands; records the result.
     async fn call(&self, state: &mut State, enabled: bool) -> Result<(), ProtectionError> {
-        if let Some((at, error)) = &state.failed
+        if enabled
+            && let Some((at, error)) = &state.failed
             && at.elapsed() < self.config.retry_after
         {
             return Err(error.clone());
@@ -180,13 +186,21 @@ impl AgentProtection {
         let started = Instant::now();
         match self.put(enabled).await {
             Ok(()) => {
-                state.failed = None;
-                state.protected_until = enabled.then(|| started + self.config.expires_in);
+                // Only a granted protect lifts the backoff: a release that
+                // follows a refusal must not let the next poll ask again.
+                if enabled {
+                    state.failed = None;
+                }
+                let term = Duration::from_secs(self.expires_in_minutes() * 60);
+                state.protected_until = enabled.then(|| started + term);
                 Ok(())
             }
             Err(error) => {
                 tracing::warn!(enabled, "scale-in protection call failed: {error}");
-                state.failed = Some((Instant::now(), error.clone()));
+                if enabled {
+                    state.failed = Some((Instant::now(), error.clone()));
+                }
+                state.protected_until = Some(Instant::now());
                 Err(error)
             }
         }
@@ -202,10 +216,7 @@ impl Protection for AgentProtection {
     fn protect(&self) -> BoxFuture<'_, Result<(), ProtectionError>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;
-            match state.protected_until {
-                Some(until) if !self.due(until) => Ok(()),
-                _ => self.call(&mut state, true).await,
-            }
+            self.call(&mut state, true).await
         })
     }
 

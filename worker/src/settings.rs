@@ -1,14 +1,13 @@
 //! The settings a worker runs with, shared by the worker binary and the
 //! server's in-process workers.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use crunch_queue::WorkerConfig;
 
 use crate::{
     config::{Config, ConfigError, Setting},
     engine::EngineConfig,
-    protection::{AgentProtection, ProtectionConfig},
     runner::WorkerOptions,
 };
 
@@ -75,12 +74,6 @@ pub const WORKER_SETTINGS: &[Setting] = &[
         help: "where queries spill (default the system temp dir)",
     },
     Setting {
-        env: "ECS_AGENT_URI",
-        flag: "ecs-agent-uri",
-        default: "",
-        help: "set by ECS: the container agent, through which a worker holds scale-in protection while it holds a job",
-    },
-    Setting {
         env: "CRUNCH_ENGINE_THREADS",
         flag: "engine-threads",
         default: "",
@@ -107,22 +100,12 @@ pub fn worker_options(config: &Config) -> Result<(WorkerOptions, EngineConfig), 
             .seconds(name)?
             .unwrap_or(Duration::from_secs(fallback)))
     };
-    let mut queue = WorkerConfig::new(id)
+    let queue = WorkerConfig::new(id)
         .kinds([crate::runner::ANALYSIS_KIND])
         .slots(config.parse("CRUNCH_WORKER_SLOTS")?.unwrap_or(1))
         .lease(secs("CRUNCH_LEASE_SECONDS", 30)?)
         .heartbeat_interval(secs("CRUNCH_HEARTBEAT_SECONDS", 2)?)
         .poll_interval(secs("CRUNCH_POLL_SECONDS", 1)?);
-    if let Some(agent) = config.text("ECS_AGENT_URI") {
-        let protection = AgentProtection::new(agent, ProtectionConfig::default()).map_err(|e| {
-            ConfigError::Invalid {
-                name: "ECS_AGENT_URI",
-                value: agent.to_owned(),
-                reason: e.to_string(),
-            }
-        })?;
-        queue = queue.protection(Arc::new(protection));
-    }
     let engine = EngineConfig {
         memory_limit: config.parse("CRUNCH_MEMORY_LIMIT_BYTES")?,
         spill_dir: config.text("CRUNCH_SPILL_DIR").map(Into::into),

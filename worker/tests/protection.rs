@@ -96,24 +96,28 @@ fn config() -> ProtectionConfig {
 }
 
 #[tokio::test]
-async fn protect_once_keep_without_calls_then_release() {
+async fn every_job_asks_renewals_wait_for_the_end_and_release_once() {
     let (agent, uri) = fake_agent().await;
     let client = AgentProtection::new(&uri, config()).unwrap();
-    agent.answer(StatusCode::OK, protected(true));
+    for _ in 0..2 {
+        agent.answer(StatusCode::OK, protected(true));
+    }
     agent.answer(StatusCode::OK, protected(false));
 
     client.protect().await.unwrap();
-    // Fresh protection: asking again, or renewing, calls nobody.
-    client.protect().await.unwrap();
+    // Fresh protection: a renewal calls nobody.
     client.renew().await.unwrap();
+    // The next job asks again, so that a deployment can refuse it.
+    client.protect().await.unwrap();
     client.release().await.unwrap();
-    // Already released: nothing to give up.
+    // Already released: nothing to give up or renew.
     client.release().await.unwrap();
     client.renew().await.unwrap();
 
     assert_eq!(
         agent.requests(),
         vec![
+            json!({"ProtectionEnabled": true, "ExpiresInMinutes": 10}),
             json!({"ProtectionEnabled": true, "ExpiresInMinutes": 10}),
             json!({"ProtectionEnabled": false}),
         ]
@@ -159,16 +163,46 @@ async fn a_refusal_such_as_a_blocked_deployment_means_no_protection() {
             "Reason": "DEPLOYMENT_BLOCKED"
         }}),
     );
+    agent.answer(StatusCode::OK, protected(false));
     let error = client.protect().await.unwrap_err();
     assert!(error.0.contains("DEPLOYMENT_BLOCKED"), "{error}");
-    // Within retry_after the failure stands without another call.
+    // Within retry_after the failure stands without another call, for a
+    // protect and for a renewal alike.
     let again = client.protect().await.unwrap_err();
     assert_eq!(again, error);
+    assert_eq!(client.renew().await.unwrap_err(), error);
     assert_eq!(agent.requests().len(), 1);
-    // Never protected, so nothing to renew or release.
-    client.renew().await.unwrap();
+    // Whatever protection the task had is given up, so the deployment can
+    // replace it; once, and the refusal still stands.
     client.release().await.unwrap();
-    assert_eq!(agent.requests().len(), 1);
+    client.release().await.unwrap();
+    assert_eq!(client.protect().await.unwrap_err(), error);
+    assert_eq!(
+        agent.requests(),
+        vec![
+            json!({"ProtectionEnabled": true, "ExpiresInMinutes": 10}),
+            json!({"ProtectionEnabled": false}),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_release_that_failed_is_asked_again() {
+    let (agent, uri) = fake_agent().await;
+    let client = AgentProtection::new(&uri, config()).unwrap();
+    agent.answer(StatusCode::OK, protected(true));
+    agent.answer_raw(StatusCode::INTERNAL_SERVER_ERROR, "agent busy");
+    agent.answer(StatusCode::OK, protected(false));
+    client.protect().await.unwrap();
+    // The agent may or may not have applied it: the state is unknown.
+    assert!(client.release().await.is_err());
+    client.release().await.unwrap();
+    client.release().await.unwrap();
+    assert_eq!(
+        agent.requests().len(),
+        3,
+        "protect, failed release, release"
+    );
 }
 
 #[tokio::test]

@@ -120,13 +120,6 @@ impl Io {
         match self.queue.heartbeat(&batch, self.config.lease).await {
             Ok(renewed) => {
                 self.shared.heartbeats.fetch_add(1, Ordering::Relaxed);
-                if let Some(protection) = &self.config.protection
-                    && let Err(e) = protection.renew().await
-                {
-                    // The job keeps running: losing protection risks a
-                    // scale-in, which the drain and the lease cover.
-                    tracing::warn!("cannot renew scale-in protection: {e}");
-                }
                 let deadline = sent_at + self.config.lease;
                 let mut kept = std::collections::HashMap::with_capacity(renewed.len());
                 for r in &renewed {
@@ -160,6 +153,14 @@ impl Io {
                     tracing::warn!(job = %lease.id, attempt = lease.attempt, "lease lost; stopping the job");
                     self.shared.stop(lease, StopReason::LeaseLost);
                     self.shared.forget(lease);
+                }
+                // After the leases: a slow agent must not delay a cancel.
+                if let Some(protection) = &self.config.protection
+                    && let Err(e) = protection.renew().await
+                {
+                    // The job keeps running: losing protection risks a
+                    // scale-in, which the drain and the lease cover.
+                    tracing::warn!("cannot renew scale-in protection: {e}");
                 }
             }
             Err(e) => {

@@ -184,10 +184,8 @@ impl<Args> PgBackend<Args> {
     }
 }
 
-/// One claim round. With protection configured, a worker that holds
-/// nothing first looks whether work waits (so an idle worker makes no
-/// protection calls), then takes protection and claims only if that
-/// succeeded; a round that ends with nothing held gives protection up.
+/// One claim round. With protection configured, a round that ends with
+/// nothing held, however it ends, gives protection up.
 async fn claim(
     queue: Queue,
     config: WorkerConfig,
@@ -200,25 +198,41 @@ async fn claim(
             .claim(&config.worker_id, &config.kinds, reserve, config.lease)
             .await;
     };
+    let result = protected_claim(&queue, &config, protection, reserve, empty).await;
+    if !matches!(&result, Ok(claimed) if !claimed.is_empty()) {
+        release_if_idle(protection, &shared, reserve).await;
+    }
+    result
+}
+
+/// Claims only under protection. A worker that holds nothing first looks
+/// whether work waits (so an idle worker makes no protection calls), then
+/// asks for protection afresh for the new job: during a deployment ECS
+/// refuses, and the task, left idle, is free to be replaced. A worker that
+/// already holds jobs makes sure its protection has not lapsed.
+async fn protected_claim(
+    queue: &Queue,
+    config: &WorkerConfig,
+    protection: &dyn Protection,
+    reserve: usize,
+    empty: bool,
+) -> Result<Vec<ClaimedJob>, QueueError> {
     if empty {
         if !queue.has_ready(&config.kinds).await? {
-            release_if_idle(protection, &shared, reserve).await;
             return Ok(Vec::new());
         }
         protection.protect().await?;
+    } else {
+        protection.renew().await?;
     }
-    let claimed = queue
+    queue
         .claim(&config.worker_id, &config.kinds, reserve, config.lease)
-        .await?;
-    if claimed.is_empty() {
-        release_if_idle(protection, &shared, reserve).await;
-    }
-    Ok(claimed)
+        .await
 }
 
 /// Gives protection up when the only slots taken are this round's
-/// reservation and no job awaits its outcome. A failure is logged: the
-/// protection then runs out by itself.
+/// reservation and no job awaits its outcome. A failure is logged; the
+/// next idle round tries again (and the protection would run out anyway).
 async fn release_if_idle(protection: &dyn Protection, shared: &Shared, reserve: usize) {
     if shared.busy.load(Ordering::Acquire) == reserve
         && shared.held_count() == 0
@@ -313,7 +327,10 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
                             // A full claim: more may be waiting.
                             self.shared.fetch.store(true, Ordering::Release);
                         }
-                        self.shared.release_slots(reserved - got);
+                        // Unused reservations go back without asking for
+                        // another round: the queue had no more, and a
+                        // notification or the poll timer says when it does.
+                        self.shared.unreserve(reserved - got);
                         self.admit(claimed);
                     }
                     Err(QueueError::Unprotected(e)) => {

@@ -5,10 +5,12 @@
 //! The backend calls it from two places only, so calls never interleave in
 //! a way that leaves an idle worker protected for long:
 //! - the claim path (one claim at a time): [`Protection::protect`] before a
-//!   claim when the worker holds nothing and work is waiting (a failure
-//!   means no claim), [`Protection::release`] when a claim finds nothing
-//!   and the worker holds nothing;
-//! - the heartbeat: [`Protection::renew`] each round while jobs are held.
+//!   claim when the worker holds nothing and work is waiting, and
+//!   [`Protection::renew`] before a claim beside held jobs (a failure of
+//!   either means no claim); [`Protection::release`] when a round ends with
+//!   nothing held;
+//! - the heartbeat: [`Protection::renew`] after each round while jobs are
+//!   held.
 
 use futures_util::future::BoxFuture;
 
@@ -22,13 +24,16 @@ pub struct ProtectionError(pub String);
 /// the backend asks often (every poll while idle, every heartbeat while
 /// busy).
 pub trait Protection: Send + Sync + 'static {
-    /// Takes protection, or keeps protection already held. An error means
-    /// the worker must not claim.
+    /// Takes protection for a new job, asking afresh even if protection is
+    /// still held from the last one (a deployment in progress refuses, and
+    /// the worker then leaves the task to be replaced). An error means the
+    /// worker must not claim.
     fn protect(&self) -> BoxFuture<'_, Result<(), ProtectionError>>;
 
-    /// Extends protection already held before it runs out; does nothing
-    /// when none is held (so a renewal racing a release cannot protect an
-    /// idle worker again).
+    /// Extends protection already held before it runs out, or confirms it
+    /// when a failed call left its state unknown; does nothing when none is
+    /// held (so a renewal racing a release cannot protect an idle worker
+    /// again).
     fn renew(&self) -> BoxFuture<'_, Result<(), ProtectionError>>;
 
     /// Gives protection up: the worker holds no job. Does nothing when none

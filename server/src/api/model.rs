@@ -519,6 +519,8 @@ pub struct ScalingReading {
     pub read_at: DateTime<Utc>,
     /// Running worker tasks, per ECS.
     pub running_tasks: i32,
+    /// The worker service's desired task count, per ECS.
+    pub desired_tasks: i32,
     /// The published value: backlog / max(running tasks, 1), at least twice
     /// the target when no task runs and work waits.
     pub backlog_per_task: f64,

@@ -77,6 +77,7 @@ impl OpsApi {
             scaling: self.state.scaling.last().map(|p| ScalingReading {
                 read_at: p.reading.at,
                 running_tasks: p.reading.running_tasks,
+                desired_tasks: p.reading.desired_tasks,
                 backlog_per_task: p.reading.backlog_per_task,
                 target: p.reading.policy.target,
                 min_tasks: p.reading.policy.min_tasks,
