@@ -100,9 +100,7 @@ class Mapping:
         # host:port of another service, or a listen address in a container.
         def host_port(m: re.Match[str]) -> str:
             host, port = m.group(1), int(m.group(2))
-            if host in self.hosts:
-                return f"127.0.0.1:{self.port(port)}"
-            if host == "0.0.0.0":
+            if host in self.hosts or host == "0.0.0.0":
                 return f"127.0.0.1:{self.port(port)}"
             return m.group(0)
 

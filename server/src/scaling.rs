@@ -33,6 +33,7 @@ use aws_sdk_cloudwatch::{
     primitives::DateTime as AwsDateTime,
     types::{Dimension, MetricDatum, StandardUnit, StatisticSet},
 };
+use aws_sdk_ecs::error::DisplayErrorContext;
 use aws_smithy_http_client::tls;
 use chrono::{DateTime, Utc};
 use crunch_queue::{JobState, Queue, QueueError};
@@ -90,30 +91,14 @@ pub enum ScalingError {
     Queue(#[from] QueueError),
 }
 
-fn aws_error<E>(call: &'static str, error: E) -> ScalingError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+/// The SDK's own rendering of an error with its causes: SDK errors put the
+/// useful part, such as "ThrottlingException: Rate exceeded", in their
+/// sources.
+fn aws_error<E: std::error::Error>(call: &'static str, error: E) -> ScalingError {
     ScalingError::Aws {
         call,
-        message: error_chain(&error),
+        message: DisplayErrorContext(error).to_string(),
     }
-}
-
-/// The error and its causes on one line (SDK errors put the useful part,
-/// such as "ThrottlingException: Rate exceeded", in their sources).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The worker service's scaling policy as Application Auto Scaling has it.
@@ -168,8 +153,6 @@ pub struct Reading {
     pub desired_tasks: i32,
     /// The policy in force.
     pub policy: Policy,
-    /// The published value.
-    pub backlog_per_task: f64,
     /// Age of the oldest claimable job, seconds.
     pub oldest_queued_seconds: f64,
     /// Jobs that succeeded in the last minute.
@@ -184,6 +167,11 @@ impl Reading {
     /// Queued plus running jobs.
     pub fn backlog(&self) -> i64 {
         self.queued + self.running_jobs
+    }
+
+    /// The published value: [`backlog_per_task`] of these numbers.
+    pub fn backlog_per_task(&self) -> f64 {
+        backlog_per_task(self.backlog(), self.running_tasks, self.policy.target)
     }
 
     /// Desired tasks beyond the running jobs while nothing is queued: what
@@ -218,7 +206,7 @@ impl Reading {
                 .build()
         };
         let mut data = vec![
-            datum(METRIC_NAME, self.backlog_per_task, StandardUnit::None),
+            datum(METRIC_NAME, self.backlog_per_task(), StandardUnit::None),
             datum("Backlog", self.backlog() as f64, StandardUnit::Count),
             datum(
                 "RunningTasks",
@@ -414,7 +402,6 @@ pub async fn read(
         running_tasks,
         desired_tasks,
         policy,
-        backlog_per_task: backlog_per_task(stats.backlog(), running_tasks, policy.target),
         oldest_queued_seconds: stats.oldest_queued_age.as_secs_f64(),
         succeeded: stats.finished_last_minute.succeeded,
         failed: stats.finished_last_minute.failed,
@@ -577,7 +564,7 @@ impl Publisher {
             };
             match result {
                 Ok(p) => tracing::debug!(
-                    backlog_per_task = p.reading.backlog_per_task,
+                    backlog_per_task = p.reading.backlog_per_task(),
                     running_tasks = p.reading.running_tasks,
                     published = p.published,
                     "scaling metric read"

@@ -242,7 +242,7 @@ async fn with_no_task_running_and_work_waiting_it_publishes_at_least_twice_the_t
     assert!(published.published);
     assert_eq!(published.reading.running_tasks, 0);
     assert_eq!(published.reading.backlog(), 1);
-    assert_eq!(published.reading.backlog_per_task, 2.0);
+    assert_eq!(published.reading.backlog_per_task(), 2.0);
     assert_eq!(published.reading.policy.min_tasks, 0);
     assert_eq!(published.reading.policy.max_tasks, 20);
 
@@ -270,7 +270,7 @@ async fn with_n_tasks_it_publishes_backlog_per_task() {
     let (_db, queue) = queue_with(6).await;
     let (publisher, sent) = healthy(queue, 4, 50);
     let published = publisher.round(&mut Leadership::default()).await.unwrap();
-    assert_eq!(published.reading.backlog_per_task, 1.5);
+    assert_eq!(published.reading.backlog_per_task(), 1.5);
     // Work waits: no task counts as idle, whatever the job count.
     assert_eq!(published.reading.idle_tasks(), 0);
     let sent = sent.lock().unwrap();
@@ -300,7 +300,7 @@ async fn tasks_beyond_the_running_jobs_are_idle_once_nothing_waits() {
         .unwrap()
         .reading;
     assert_eq!((reading.queued, reading.running_jobs), (0, 2));
-    assert_eq!(reading.backlog_per_task, 0.4);
+    assert_eq!(reading.backlog_per_task(), 0.4);
     assert_eq!(reading.idle_tasks(), 3);
     let sent = sent.lock().unwrap();
     assert_eq!(

@@ -78,7 +78,7 @@ impl OpsApi {
                 read_at: p.reading.at,
                 running_tasks: p.reading.running_tasks,
                 desired_tasks: p.reading.desired_tasks,
-                backlog_per_task: p.reading.backlog_per_task,
+                backlog_per_task: p.reading.backlog_per_task(),
                 target: p.reading.policy.target,
                 min_tasks: p.reading.policy.min_tasks,
                 max_tasks: p.reading.policy.max_tasks,
