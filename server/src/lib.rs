@@ -2,7 +2,9 @@
 //!
 //! [`app`] builds the endpoint: the OpenAPI operations, Swagger UI at
 //! `/docs`, the spec at `/openapi.json`, latency metrics, and problem
-//! details for every error, including ones raised before an operation runs.
+//! details for every error, including ones raised before an operation runs,
+//! and `Connection: close` on answers given before the request's body was
+//! read to its end.
 
 pub mod api;
 pub mod body_limit;
@@ -10,6 +12,7 @@ pub mod metrics;
 pub mod problem;
 pub mod scaling;
 pub mod state;
+pub mod unread_body;
 pub mod waiters;
 
 use poem::{Endpoint, EndpointExt, Response, Route, http::StatusCode};
@@ -31,6 +34,7 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
         // poem-openapi builds without the state.
         .data(limits)
         .catch_all_error(|err: poem::Error| async move { problem_response(err) })
+        .around(unread_body::close_if_unread)
         .with(Measure(metrics))
 }
 

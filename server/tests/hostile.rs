@@ -151,7 +151,16 @@ async fn answer(app: &App, spec: &Value, case: &Case) -> Result<(), String> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // A body refused before its end stays on the connection: the answer
+    // must close it, or the client's next request on it would fail.
+    let closes = response
+        .headers()
+        .get("connection")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     let text = response.text().await.unwrap_or_default();
+    if status == 413 && !closes {
+        return Err(format!("a 413 without `connection: close`: {text}"));
+    }
     problem(spec, case, status, &content_type, &text)
 }
 
@@ -474,6 +483,17 @@ async fn bodies_over_the_size_limits_are_413() {
             .expect(413, &[over]),
     ];
     check(&app, cases).await;
+    // A body read whole keeps the connection open.
+    let kept = app
+        .client
+        .post(app.url("/v1/datasets?name=small"))
+        .header("content-type", "text/csv")
+        .body("n\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 201);
+    assert_eq!(kept.headers().get("connection"), None);
 
     // Without a Content-Length the limits hold while reading.
     let before = holdings(&app).await;
