@@ -137,7 +137,9 @@ fn build(profile_dir: &Path, workspace: &Path) {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "-p", "crunch-server", "-p", "crunch-worker"]);
+        .args(["build", "-p", "crunch-server", "-p", "crunch-worker"])
+        // The worker's failpoints, as `cargo test --workspace` builds it.
+        .args(["--features", "crunch-worker/failpoints"]);
     // Build in the environment the developer ran cargo in, not the one cargo
     // gives the test: some build scripts (ring's) rerun when CARGO_PKG_NAME
     // or CARGO_MANIFEST_DIR change, which would rebuild half the workspace

@@ -12,6 +12,8 @@
 pub mod analysis;
 pub mod config;
 pub mod engine;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 pub mod protection;
 pub mod runner;
 pub mod settings;

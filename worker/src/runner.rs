@@ -54,6 +54,8 @@ pub async fn run_analysis(
     ctx: JobContext,
     deps: Data<Arc<Deps>>,
 ) -> Result<ResultSummary, JobFailure> {
+    #[cfg(feature = "failpoints")]
+    crate::failpoint::panic_if_marked(crate::failpoint::Place::Handler, &job.analysis);
     let tenant = ctx.tenant_id();
     let mut inputs = Vec::with_capacity(job.inputs.len());
     for input in &job.inputs {

@@ -344,6 +344,8 @@ impl Inner {
         stop: Stop,
     ) -> Result<ResultSummary, EngineError> {
         progress.report(0.0, "planning");
+        #[cfg(feature = "failpoints")]
+        crate::failpoint::panic_if_marked(crate::failpoint::Place::Engine, &request.analysis);
         let RunRequest {
             objects,
             object_store_url,
