@@ -28,6 +28,19 @@ pub enum Cancel {
     NotFound,
 }
 
+/// Who owns a job, where it stands and which attempt it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobAttempt {
+    /// The job.
+    pub id: JobId,
+    /// Its owner.
+    pub tenant_id: TenantId,
+    /// Its state.
+    pub state: JobState,
+    /// Its current attempt (for a succeeded job, the one that succeeded).
+    pub attempt: i32,
+}
+
 /// Which of a tenant's jobs to list, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobFilter {
@@ -97,6 +110,24 @@ impl Queue {
             r#"
             SELECT id AS "id: JobId" FROM jobs
             WHERE id = ANY($1) AND state IN ('succeeded', 'failed', 'cancelled')
+            "#,
+            &ids,
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The owner, state and current attempt of those of `ids` that exist:
+    /// what the object store's sweep needs to tell the result a job keeps
+    /// from the leftovers of attempts that did not count.
+    pub async fn attempts_of(&self, ids: &[JobId]) -> Result<Vec<JobAttempt>, QueueError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+        Ok(sqlx::query_as!(
+            JobAttempt,
+            r#"
+            SELECT id AS "id: JobId", tenant_id AS "tenant_id: TenantId", state AS "state: _",
+                   attempt
+            FROM jobs WHERE id = ANY($1)
             "#,
             &ids,
         )

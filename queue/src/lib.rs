@@ -80,7 +80,7 @@ use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 
-pub use admin::{CANCEL_CHANNEL, Cancel, FINISHED_CHANNEL, JobFilter};
+pub use admin::{CANCEL_CHANNEL, Cancel, FINISHED_CHANNEL, JobAttempt, JobFilter};
 pub use backend::{
     Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, Protection,
     ProtectionError, WorkerConfig, WorkerHandle,

@@ -99,8 +99,10 @@ pub struct Maintenance {
     pub rescue_every: Duration,
     /// How often to prune.
     pub prune_every: Duration,
-    /// How long finished jobs are kept.
-    pub retention: Duration,
+    /// How long finished jobs are kept; `None` leaves pruning to other
+    /// processes (workers do: retention is the API server's setting, and a
+    /// worker pruning by its own default would override it).
+    pub retention: Option<Duration>,
     /// Rows per rescue or prune statement.
     pub batch: i64,
 }
@@ -110,7 +112,7 @@ impl Default for Maintenance {
         Maintenance {
             rescue_every: Duration::from_secs(5),
             prune_every: Duration::from_secs(60),
-            retention: Duration::from_secs(7 * 24 * 60 * 60),
+            retention: Some(Duration::from_secs(7 * 24 * 60 * 60)),
             batch: 500,
         }
     }
@@ -146,11 +148,15 @@ impl Maintenance {
         Ok(rescued)
     }
 
-    /// Prunes every finished job past retention, in batches.
+    /// Prunes every finished job past retention, in batches (none without
+    /// a retention).
     pub async fn prune(&self, queue: &Queue) -> Result<u64, QueueError> {
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
         let mut pruned = 0;
         loop {
-            let n = queue.prune_finished(self.retention, self.batch).await?;
+            let n = queue.prune_finished(retention, self.batch).await?;
             pruned += n;
             if n < self.batch as u64 {
                 return Ok(pruned);

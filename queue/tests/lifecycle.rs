@@ -445,6 +445,12 @@ async fn pruning_deletes_only_finished_jobs_past_retention_in_batches() {
     .execute(f.queue.pool())
     .await
     .unwrap();
+    // A process without a retention (a worker) leaves them.
+    let rescue_only = Maintenance {
+        retention: None,
+        ..Maintenance::default()
+    };
+    assert_eq!(rescue_only.prune(&f.queue).await.unwrap(), 0);
     let maintenance = Maintenance {
         batch: 3,
         ..Maintenance::default()

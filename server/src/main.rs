@@ -14,7 +14,7 @@ use crunch_server::{
     state::{AppState, Limits},
     waiters::Waiters,
 };
-use crunch_store::Store;
+use crunch_store::{Store, Sweep};
 use crunch_worker::{
     analysis::AnalysisJob,
     config::{Config, Setting},
@@ -186,11 +186,14 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
     );
     let maintenance = tokio::spawn(
         Maintenance {
-            retention,
+            retention: Some(retention),
             ..Maintenance::default()
         }
         .run(queue.clone(), when_stopped()),
     );
+    // Objects nothing refers to (results of pruned jobs and of attempts
+    // that did not count, parts orphaned by a crash) are deleted hourly.
+    let sweep = tokio::spawn(Sweep::default().run(store.clone(), queue.clone(), when_stopped()));
 
     let publisher = match (
         config.text("CRUNCH_ECS_CLUSTER"),
@@ -267,6 +270,7 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         }
     }
     maintenance.await?;
+    sweep.await?;
     if let Some(publisher) = publisher {
         publisher.await?;
     }

@@ -320,3 +320,19 @@ pub(crate) async fn delete(
     tx.commit().await?;
     Ok(Some(keys))
 }
+
+/// The object path each of those of `ids` that exist records: what the
+/// object store's sweep checks a part object against.
+pub(crate) async fn part_paths(
+    pool: &PgPool,
+    ids: &[PartId],
+) -> Result<Vec<(PartId, String)>, StoreError> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id: PartId", object_path FROM dataset_parts WHERE id = ANY($1)"#,
+        &ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.object_path)).collect())
+}

@@ -56,6 +56,9 @@ pub enum StoreError {
     /// A local file (the spooled body or the Parquet being written) failed.
     #[error("i/o error: {0}")]
     Io(std::io::Error),
+    /// The queue could not be asked about jobs (the sweep's lookups).
+    #[error("queue error: {0}")]
+    Queue(#[from] crunch_queue::QueueError),
     /// The store URL cannot be used.
     #[error("store configuration: {0}")]
     Config(String),

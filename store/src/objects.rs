@@ -2,7 +2,8 @@
 //!
 //! Layout under the store's prefix:
 //! `tenants/<tenant>/datasets/<dataset>/parts/<part>.parquet` for dataset
-//! parts, `tenants/<tenant>/results/<job>/result.parquet` for job results.
+//! parts, `tenants/<tenant>/results/<job>/attempt-<n>.parquet` for the
+//! result of each attempt of a job.
 //! The database keeps part paths relative to the prefix.
 
 use std::sync::Arc;
@@ -145,15 +146,24 @@ impl Objects {
     }
 
     /// Deletes objects, logging (not returning) failures: callers delete
-    /// after the rows are gone, when an orphaned object is only wasted space.
-    pub(crate) async fn delete_quietly(&self, paths: impl IntoIterator<Item = Path>) {
+    /// after the rows are gone, when an orphaned object is only wasted
+    /// space until the sweep ([`crate::sweep`]) finds it. Returns how many
+    /// are gone (already gone counts).
+    pub(crate) async fn delete_quietly(&self, paths: impl IntoIterator<Item = Path>) -> u64 {
+        let mut gone = 0;
         for path in paths {
             match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => gone += 1,
                 Err(error) => {
-                    tracing::warn!(%path, %error, "could not delete an object; it is orphaned");
+                    tracing::warn!(%path, %error, "could not delete an object; the sweep will retry");
                 }
             }
         }
+        gone
+    }
+
+    /// The store's prefix.
+    pub(crate) fn prefix(&self) -> &Path {
+        &self.prefix
     }
 }

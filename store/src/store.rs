@@ -51,6 +51,11 @@ impl Store {
         })
     }
 
+    /// The object store, its prefix and layout, for the crate's modules.
+    pub(crate) fn objects_inner(&self) -> &Objects {
+        &self.inner.objects
+    }
+
     /// The pool the store's metadata lives in.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool

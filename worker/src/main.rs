@@ -92,7 +92,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let maintenance = {
         let queue = queue.clone();
         let mut stopped = stopped.clone();
-        tokio::spawn(Maintenance::default().run(queue, async move {
+        // Rescue only: pruning is the server's, by its retention setting.
+        let rescue_only = Maintenance {
+            retention: None,
+            ..Maintenance::default()
+        };
+        tokio::spawn(rescue_only.run(queue, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }))
     };
