@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use sqlx::PgExecutor;
+
 use uuid::Uuid;
 
 use crate::{
@@ -61,64 +63,50 @@ impl Queue {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query!(
-            r#"
-            SELECT id AS "id!", attempt AS "attempt!", tenant_id AS "tenant_id!", kind AS "kind!",
-                   payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
-                   timeout_ms AS "timeout_ms!", run_at AS "run_at!",
-                   lease_expires_at AS "lease_expires_at!"
-            FROM jobs_claim($1, $2, $3, $4)
-            "#,
-            worker_id,
-            kinds,
-            i32::try_from(limit).unwrap_or(i32::MAX),
-            millis(lease) as f64,
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let mut claimed: Vec<ClaimedJob> = rows
-            .into_iter()
-            .map(|r| ClaimedJob {
-                lease: Lease {
-                    id: JobId(r.id),
-                    attempt: r.attempt,
-                },
-                tenant_id: TenantId(r.tenant_id),
-                kind: r.kind,
-                payload: r.payload,
-                priority: r.priority,
-                max_attempts: r.max_attempts,
-                timeout: Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(1)),
-                run_at: r.run_at,
-                lease_expires_at: r.lease_expires_at,
-            })
-            .collect();
-        // RETURNING has no order; hand jobs out in the order they were chosen.
-        claimed.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.run_at.cmp(&b.run_at))
-                .then(a.lease.id.cmp(&b.lease.id))
-        });
-        Ok(claimed)
+        claim_on(self.pool(), worker_id, kinds, limit, lease).await
     }
 
-    /// Whether a job of one of `kinds` could be claimed now. A cheap look
-    /// (the claim index, one row) that lets an idle worker skip steps that
-    /// only pay off when work waits, such as taking scale-in protection.
-    pub async fn has_ready(&self, kinds: &[String]) -> Result<bool, QueueError> {
-        let ready = sqlx::query_scalar!(
-            r#"
-            SELECT EXISTS (
-                SELECT 1 FROM jobs
-                WHERE state = 'queued' AND run_at <= now() AND kind = ANY($1)
-            ) AS "ready!"
-            "#,
+    /// Claims like [`Queue::claim`], but first locks the jobs it would take
+    /// and awaits `before` while holding them: other workers skip locked
+    /// jobs, so of the workers woken for one job only the one that locked
+    /// it awaits its `before` (takes scale-in protection, say), and a
+    /// worker that finds nothing awaits nothing. If `before` fails, nothing
+    /// is claimed and the jobs are unlocked for the next worker to poll.
+    ///
+    /// The locks last as long as `before` does, so it must be bounded (the
+    /// protection call has a timeout). The claim runs in the same
+    /// transaction, whose start is its `now()`: the lease and `started_at`
+    /// count from the reservation.
+    pub async fn claim_after(
+        &self,
+        worker_id: &str,
+        kinds: &[String],
+        limit: usize,
+        lease: Duration,
+        before: impl Future<Output = Result<(), QueueError>>,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool().begin().await?;
+        let reserved = sqlx::query_scalar!(
+            r#"SELECT r.id AS "id!" FROM jobs_reserve($1, $2) AS r(id)"#,
             kinds,
+            i32::try_from(limit).unwrap_or(i32::MAX),
         )
-        .fetch_one(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(ready)
+        if reserved.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        // Dropping the transaction on failure rolls it back, unlocking the
+        // jobs; another worker's next poll finds them (no wake-up, so that
+        // a failing call cannot set every worker polling in a loop).
+        before.await?;
+        let claimed = claim_on(&mut *tx, worker_id, kinds, limit, lease).await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Renews the leases of running attempts by `lease` from now, records
@@ -295,4 +283,55 @@ impl Queue {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// The claim statement on any executor: the pool, or the transaction
+/// holding a reservation.
+async fn claim_on<'e, E: PgExecutor<'e>>(
+    executor: E,
+    worker_id: &str,
+    kinds: &[String],
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<ClaimedJob>, QueueError> {
+    let rows = sqlx::query!(
+        r#"
+            SELECT id AS "id!", attempt AS "attempt!", tenant_id AS "tenant_id!", kind AS "kind!",
+                   payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
+                   timeout_ms AS "timeout_ms!", run_at AS "run_at!",
+                   lease_expires_at AS "lease_expires_at!"
+            FROM jobs_claim($1, $2, $3, $4)
+            "#,
+        worker_id,
+        kinds,
+        i32::try_from(limit).unwrap_or(i32::MAX),
+        millis(lease) as f64,
+    )
+    .fetch_all(executor)
+    .await?;
+    let mut claimed: Vec<ClaimedJob> = rows
+        .into_iter()
+        .map(|r| ClaimedJob {
+            lease: Lease {
+                id: JobId(r.id),
+                attempt: r.attempt,
+            },
+            tenant_id: TenantId(r.tenant_id),
+            kind: r.kind,
+            payload: r.payload,
+            priority: r.priority,
+            max_attempts: r.max_attempts,
+            timeout: Duration::from_millis(u64::try_from(r.timeout_ms).unwrap_or(1)),
+            run_at: r.run_at,
+            lease_expires_at: r.lease_expires_at,
+        })
+        .collect();
+    // RETURNING has no order; hand jobs out in the order they were chosen.
+    claimed.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.run_at.cmp(&b.run_at))
+            .then(a.lease.id.cmp(&b.lease.id))
+    });
+    Ok(claimed)
 }

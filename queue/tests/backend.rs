@@ -544,3 +544,35 @@ async fn a_worker_that_cannot_take_protection_does_not_claim() {
     assert!(protection.protect_calls() > 3);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn of_the_idle_workers_woken_for_one_job_only_the_one_that_claims_it_asks_for_protection() {
+    let f = fixture().await;
+    let workers: Vec<(Arc<FakeProtection>, Running)> = (0..4)
+        .map(|i| {
+            let protection = Arc::new(FakeProtection::default());
+            let config = fast(&format!("w{i}")).protection(protection.clone());
+            let running = start(&f.queue, config, &Probe::default());
+            (protection, running)
+        })
+        .collect();
+    for (_, w) in &workers {
+        wait_for_rounds(&w.handle, 2).await;
+    }
+    for n in 1..=3 {
+        let id = f.enqueue(work(n)).await;
+        f.wait_for_state(id, JobState::Succeeded).await;
+        // Every worker has looked again since, and found nothing.
+        for (_, w) in &workers {
+            wait_for_rounds(&w.handle, 2).await;
+        }
+        let calls: usize = workers.iter().map(|(p, _)| p.protect_calls()).sum();
+        assert_eq!(calls, n as usize, "one protect call per job");
+    }
+    for (protection, w) in workers {
+        protection
+            .wait_until("protection given up", |s| !s.protected)
+            .await;
+        w.stop().await;
+    }
+}

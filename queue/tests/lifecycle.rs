@@ -4,10 +4,17 @@
 
 mod common;
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use common::*;
-use crunch_queue::{Cancel, JobState, Lease, Maintenance, NewJob, Outcome, Progress, TenantId};
+use crunch_queue::{
+    Cancel, JobState, Lease, Maintenance, NewJob, Outcome, Progress, ProtectionError, QueueError,
+    TenantId,
+};
 use serde_json::json;
 
 fn retry_in(d: Duration) -> Outcome {
@@ -98,6 +105,99 @@ async fn concurrent_claims_never_take_the_same_job() {
     let distinct: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 400);
     assert_eq!(distinct.len(), 400);
+}
+
+/// What `claim_after` awaited, for the tests that count it.
+async fn counted(calls: &AtomicUsize) -> Result<(), QueueError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claim_after_a_call_holds_its_job_for_the_call_so_other_workers_make_none() {
+    let f = fixture().await;
+    let calls = AtomicUsize::new(0);
+    // Nothing waits: no call.
+    let none = f
+        .queue
+        .claim_after("idle", &kinds(), 1, LEASE, counted(&calls))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    let id = f.enqueue(work(1)).await;
+    let (inside, entered) = tokio::sync::oneshot::channel();
+    let (release, go) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn({
+        let queue = f.queue.clone();
+        async move {
+            let before = async move {
+                let _ = inside.send(());
+                let _ = go.await;
+                Ok(())
+            };
+            queue.claim_after("a", &kinds(), 1, LEASE, before).await
+        }
+    });
+    entered.await.unwrap();
+    // While "a" is in its call, the job is locked for it: other workers
+    // find nothing and call nothing, whether they claim after a call or not.
+    for worker in ["b", "c"] {
+        let got = f
+            .queue
+            .claim_after(worker, &kinds(), 1, LEASE, counted(&calls))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+    }
+    assert!(
+        f.queue
+            .claim("d", &kinds(), 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(f.job(id).await.state, JobState::Queued);
+    release.send(()).unwrap();
+    let claimed = first.await.unwrap().unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].lease, Lease { id, attempt: 1 });
+    let job = f.job(id).await;
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.worker_id.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn a_claim_whose_call_fails_takes_nothing_and_leaves_the_job_to_the_next_worker() {
+    let f = fixture().await;
+    let id = f.enqueue(work(1)).await;
+    let refused = f
+        .queue
+        .claim_after("old", &kinds(), 1, LEASE, async {
+            Err(QueueError::Unprotected(ProtectionError(
+                "DEPLOYMENT_BLOCKED".into(),
+            )))
+        })
+        .await;
+    assert!(
+        matches!(&refused, Err(QueueError::Unprotected(e)) if e.0 == "DEPLOYMENT_BLOCKED"),
+        "{refused:?}"
+    );
+    let job = f.job(id).await;
+    assert_eq!((job.state, job.attempt), (JobState::Queued, 0));
+    assert_eq!(job.worker_id, None);
+
+    let calls = AtomicUsize::new(0);
+    let claimed = f
+        .queue
+        .claim_after("new", &kinds(), 1, LEASE, counted(&calls))
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].lease, Lease { id, attempt: 1 });
 }
 
 #[tokio::test]

@@ -205,11 +205,13 @@ async fn claim(
     result
 }
 
-/// Claims only under protection. A worker that holds nothing first looks
-/// whether work waits (so an idle worker makes no protection calls), then
-/// asks for protection afresh for the new job: during a deployment ECS
-/// refuses, and the task, left idle, is free to be replaced. A worker that
-/// already holds jobs makes sure its protection has not lapsed.
+/// Claims only under protection, asked for while the jobs to claim are
+/// locked ([`Queue::claim_after`]): a worker that finds nothing locked for
+/// it makes no call, and of the idle workers woken for one job only the
+/// one that locked it asks. A worker that holds nothing asks afresh for
+/// the new job: during a deployment ECS refuses, and the task, left idle,
+/// is free to be replaced. A worker that already holds jobs makes sure its
+/// protection has not lapsed.
 async fn protected_claim(
     queue: &Queue,
     config: &WorkerConfig,
@@ -217,16 +219,22 @@ async fn protected_claim(
     reserve: usize,
     empty: bool,
 ) -> Result<Vec<ClaimedJob>, QueueError> {
-    if empty {
-        if !queue.has_ready(&config.kinds).await? {
-            return Ok(Vec::new());
+    let before = async {
+        if empty {
+            protection.protect().await?;
+        } else {
+            protection.renew().await?;
         }
-        protection.protect().await?;
-    } else {
-        protection.renew().await?;
-    }
+        Ok(())
+    };
     queue
-        .claim(&config.worker_id, &config.kinds, reserve, config.lease)
+        .claim_after(
+            &config.worker_id,
+            &config.kinds,
+            reserve,
+            config.lease,
+            before,
+        )
         .await
 }
 

@@ -4,11 +4,11 @@
 //!
 //! The backend calls it from two places only, so calls never interleave in
 //! a way that leaves an idle worker protected for long:
-//! - the claim path (one claim at a time): [`Protection::protect`] before a
-//!   claim when the worker holds nothing and work is waiting, and
-//!   [`Protection::renew`] before a claim beside held jobs (a failure of
-//!   either means no claim); [`Protection::release`] when a round ends with
-//!   nothing held;
+//! - the claim path (one claim at a time), while the jobs about to be
+//!   claimed are locked for this worker ([`crate::Queue::claim_after`]):
+//!   [`Protection::protect`] when the worker holds nothing, and
+//!   [`Protection::renew`] beside held jobs (a failure of either means no
+//!   claim); [`Protection::release`] when a round ends with nothing held;
 //! - the heartbeat: [`Protection::renew`] after each round while jobs are
 //!   held.
 
