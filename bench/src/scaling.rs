@@ -213,7 +213,7 @@ pub fn simulate(policy: &Policy, jobs: &[Job], horizon: u64) -> Outcome {
             idle_datapoints.push(idle);
         }
         // The alarms act on the datapoints published `alarm_lag` ago.
-        if t >= policy.alarm_lag + MINUTE && (t - policy.alarm_lag) % MINUTE == 0 {
+        if t >= policy.alarm_lag + MINUTE && (t - policy.alarm_lag).is_multiple_of(MINUTE) {
             let seen = ((t - policy.alarm_lag) / MINUTE) as usize;
             let datapoints = &datapoints[..seen];
             let idle_datapoints = &idle_datapoints[..seen];
