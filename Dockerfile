@@ -28,8 +28,9 @@ COPY store/Cargo.toml store/
 COPY worker/Cargo.toml worker/
 COPY server/Cargo.toml server/
 COPY bench/Cargo.toml bench/
+COPY faults/Cargo.toml faults/
 RUN set -eux; \
-    for crate in db queue store worker server; do \
+    for crate in db queue store worker server faults; do \
         mkdir -p "$crate/src"; \
         : > "$crate/src/lib.rs"; \
     done; \
@@ -41,7 +42,9 @@ RUN set -eux; \
 
 # 2. The workspace itself. COPY keeps the files' original mtimes, which may be
 #    older than the stub build; touch them so cargo rebuilds the workspace
-#    crates instead of keeping the stubs.
+#    crates instead of keeping the stubs. The fault suite (faults/) is not
+#    built here and keeps its stub; the worker's `failpoints` feature, which
+#    only that suite turns on, is therefore never in the image.
 COPY .sqlx/ .sqlx/
 COPY migrations/ migrations/
 COPY db/ db/

@@ -3,9 +3,8 @@
 -- scale-in protection) holds them locked while it does: other workers skip
 -- locked rows, so of the workers woken for one job only the one that
 -- locked it makes that call, and a worker that finds nothing makes none.
--- The claim then runs jobs_claim in the same transaction, which takes the
--- caller's own locked rows first in the same order. Same walk and plan pin
--- as jobs_claim.
+-- The claim then takes exactly those rows (jobs_claim_reserved) in the
+-- same transaction. Same walk and plan pin as jobs_claim.
 CREATE FUNCTION jobs_reserve(p_kinds text[], p_limit integer)
 RETURNS SETOF uuid LANGUAGE sql VOLATILE
 SET enable_bitmapscan = off
@@ -16,4 +15,22 @@ AS $$
     ORDER BY priority DESC, run_at, id
     LIMIT p_limit
     FOR UPDATE SKIP LOCKED
+$$;
+
+-- Claims exactly the jobs the caller reserved (and still holds locked):
+-- what jobs_claim does to the rows it picks, to rows picked earlier.
+CREATE FUNCTION jobs_claim_reserved(p_worker text, p_ids uuid[], p_lease_ms double precision)
+RETURNS SETOF jobs LANGUAGE sql VOLATILE
+AS $$
+    UPDATE jobs AS j
+    SET state = 'running',
+        attempt = j.attempt + 1,
+        worker_id = p_worker,
+        started_at = now(),
+        heartbeat_at = now(),
+        lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
+        progress = NULL,
+        progress_message = NULL
+    WHERE j.id = ANY(p_ids) AND j.state = 'queued'
+    RETURNING j.*
 $$;

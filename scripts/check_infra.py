@@ -16,6 +16,9 @@ dependencies provide `hcl2` (bc-python-hcl2) and `yaml` (PyYAML).
    literal in server/src (something publishes it).
 3. Every `#checkov:skip` carries a reason, and no checkov config file skips
    checks wholesale.
+4. The Dockerfile's dependency layer copies the manifest of, and writes a
+   stub crate for, every workspace member before its first `cargo build`:
+   cargo loads the whole workspace, so one missing member fails the build.
 
 Exits 1 listing every problem found.
 """
@@ -410,17 +413,44 @@ def check_skips() -> None:
         problem(f"{rel(config)}: skip checks inline with a reason, not in a checkov config file")
 
 
+def workspace_members() -> list[str]:
+    text = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
+    m = re.search(r"^members\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
+    if not m:
+        problem("Cargo.toml: no workspace members found")
+        return []
+    return re.findall(r'"([^"]+)"', m.group(1))
+
+
+def check_dockerfile_workspace() -> None:
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    first_build = text.find("cargo build")
+    if first_build < 0:
+        problem(f"{rel(DOCKERFILE)}: no `cargo build`")
+        return
+    layer = text[:first_build]
+    stubbed: set[str] = set()
+    for crates in re.findall(r"for\s+crate\s+in\s+([^;]+);", layer):
+        stubbed.update(crates.split())
+    for member in workspace_members():
+        if not re.search(rf"^COPY\s+{re.escape(member)}/Cargo\.toml\b", layer, re.MULTILINE):
+            problem(f"{rel(DOCKERFILE)}: the dependency layer does not copy {member}/Cargo.toml")
+        if member not in stubbed:
+            problem(f"{rel(DOCKERFILE)}: the dependency layer writes no stub source for {member}")
+
+
 def main() -> int:
     tf = Terraform()
     check_environment(tf)
     check_metrics(tf)
     check_skips()
+    check_dockerfile_workspace()
     if problems:
         print(f"check_infra: {len(problems)} problem(s):", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 1
-    print("check_infra: environment variables and metric names are consistent")
+    print("check_infra: environment variables, metric names and the Dockerfile's workspace are consistent")
     return 0
 
 

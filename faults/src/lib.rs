@@ -98,10 +98,29 @@ pub fn binaries() -> &'static Binaries {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("the workspace root");
-        if stale(&binaries.server, workspace) || stale(&binaries.worker, workspace) {
+        // A worker without failpoints (built by a plain `cargo build`, so
+        // newer than the sources yet not this suite's build) is rebuilt
+        // too: tests/panic.rs needs them.
+        if stale(&binaries.server, workspace)
+            || stale(&binaries.worker, workspace)
+            || !has_failpoints(&binaries.worker)
+        {
             build(profile_dir, workspace);
         }
+        assert!(
+            has_failpoints(&binaries.worker),
+            "{} was built without the `failpoints` feature",
+            binaries.worker.display()
+        );
         binaries
+    })
+}
+
+/// Whether the worker binary carries its failpoints: the variable that arms
+/// one appears in the binary only when the feature compiled them in.
+fn has_failpoints(worker: &Path) -> bool {
+    std::fs::read(worker).is_ok_and(|bytes| {
+        memchr::memmem::find(&bytes, b"CRUNCH_FAILPOINT_HANDLER_PANIC").is_some()
     })
 }
 

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use sqlx::PgExecutor;
-
 use uuid::Uuid;
 
 use crate::{
@@ -63,7 +61,23 @@ impl Queue {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        claim_on(self.pool(), worker_id, kinds, limit, lease).await
+        let rows = sqlx::query_as!(
+            ClaimRow,
+            r#"
+            SELECT id AS "id!", attempt AS "attempt!", tenant_id AS "tenant_id!", kind AS "kind!",
+                   payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
+                   timeout_ms AS "timeout_ms!", run_at AS "run_at!",
+                   lease_expires_at AS "lease_expires_at!"
+            FROM jobs_claim($1, $2, $3, $4)
+            "#,
+            worker_id,
+            kinds,
+            i32::try_from(limit).unwrap_or(i32::MAX),
+            millis(lease) as f64,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(claimed_jobs(rows))
     }
 
     /// Claims like [`Queue::claim`], but first locks the jobs it would take
@@ -74,9 +88,9 @@ impl Queue {
     /// is claimed and the jobs are unlocked for the next worker to poll.
     ///
     /// The locks last as long as `before` does, so it must be bounded (the
-    /// protection call has a timeout). The claim runs in the same
-    /// transaction, whose start is its `now()`: the lease and `started_at`
-    /// count from the reservation.
+    /// protection call has a timeout). The claim takes exactly the locked
+    /// jobs, in the same transaction, whose start is its `now()`: the lease
+    /// and `started_at` count from the reservation.
     pub async fn claim_after(
         &self,
         worker_id: &str,
@@ -104,9 +118,23 @@ impl Queue {
         // jobs; another worker's next poll finds them (no wake-up, so that
         // a failing call cannot set every worker polling in a loop).
         before.await?;
-        let claimed = claim_on(&mut *tx, worker_id, kinds, limit, lease).await?;
+        let rows = sqlx::query_as!(
+            ClaimRow,
+            r#"
+            SELECT id AS "id!", attempt AS "attempt!", tenant_id AS "tenant_id!", kind AS "kind!",
+                   payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
+                   timeout_ms AS "timeout_ms!", run_at AS "run_at!",
+                   lease_expires_at AS "lease_expires_at!"
+            FROM jobs_claim_reserved($1, $2, $3)
+            "#,
+            worker_id,
+            &reserved,
+            millis(lease) as f64,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(claimed_jobs(rows))
     }
 
     /// Renews the leases of running attempts by `lease` from now, records
@@ -285,30 +313,23 @@ impl Queue {
     }
 }
 
-/// The claim statement on any executor: the pool, or the transaction
-/// holding a reservation.
-async fn claim_on<'e, E: PgExecutor<'e>>(
-    executor: E,
-    worker_id: &str,
-    kinds: &[String],
-    limit: usize,
-    lease: Duration,
-) -> Result<Vec<ClaimedJob>, QueueError> {
-    let rows = sqlx::query!(
-        r#"
-            SELECT id AS "id!", attempt AS "attempt!", tenant_id AS "tenant_id!", kind AS "kind!",
-                   payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
-                   timeout_ms AS "timeout_ms!", run_at AS "run_at!",
-                   lease_expires_at AS "lease_expires_at!"
-            FROM jobs_claim($1, $2, $3, $4)
-            "#,
-        worker_id,
-        kinds,
-        i32::try_from(limit).unwrap_or(i32::MAX),
-        millis(lease) as f64,
-    )
-    .fetch_all(executor)
-    .await?;
+/// A claimed row, as both claim statements return it.
+struct ClaimRow {
+    id: Uuid,
+    attempt: i32,
+    tenant_id: Uuid,
+    kind: String,
+    payload: serde_json::Value,
+    priority: i16,
+    max_attempts: i32,
+    timeout_ms: i64,
+    run_at: chrono::DateTime<chrono::Utc>,
+    lease_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Claimed rows as jobs, in the order they were chosen (RETURNING has no
+/// order).
+fn claimed_jobs(rows: Vec<ClaimRow>) -> Vec<ClaimedJob> {
     let mut claimed: Vec<ClaimedJob> = rows
         .into_iter()
         .map(|r| ClaimedJob {
@@ -326,12 +347,11 @@ async fn claim_on<'e, E: PgExecutor<'e>>(
             lease_expires_at: r.lease_expires_at,
         })
         .collect();
-    // RETURNING has no order; hand jobs out in the order they were chosen.
     claimed.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
             .then(a.run_at.cmp(&b.run_at))
             .then(a.lease.id.cmp(&b.lease.id))
     });
-    Ok(claimed)
+    claimed
 }

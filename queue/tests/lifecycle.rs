@@ -160,6 +160,9 @@ async fn a_claim_after_a_call_holds_its_job_for_the_call_so_other_workers_make_n
     );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     assert_eq!(f.job(id).await.state, JobState::Queued);
+    // A more urgent job arriving meanwhile does not displace the one "a"
+    // asked for: the claim takes exactly what it locked.
+    let urgent = f.enqueue(work(2).priority(10)).await;
     release.send(()).unwrap();
     let claimed = first.await.unwrap().unwrap();
     assert_eq!(claimed.len(), 1);
@@ -167,6 +170,7 @@ async fn a_claim_after_a_call_holds_its_job_for_the_call_so_other_workers_make_n
     let job = f.job(id).await;
     assert_eq!(job.state, JobState::Running);
     assert_eq!(job.worker_id.as_deref(), Some("a"));
+    assert_eq!(f.job(urgent).await.state, JobState::Queued);
 }
 
 #[tokio::test]

@@ -36,6 +36,9 @@ pub(crate) struct Objects {
     pub(crate) store: Arc<dyn ObjectStore>,
     prefix: Path,
     pub(crate) url: ObjectStoreUrl,
+    /// The directory of a local store: deletions remove the directories
+    /// they leave empty below it (S3 has no directories to leave).
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl Objects {
@@ -57,6 +60,7 @@ impl Objects {
                 store: Arc::new(store),
                 prefix: Path::from(prefix),
                 url,
+                local_dir: None,
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -82,6 +86,7 @@ impl Objects {
             store: Arc::new(LocalFileSystem::new()),
             prefix,
             url: ObjectStoreUrl::local_filesystem(),
+            local_dir: Some(dir),
         })
     }
 
@@ -153,13 +158,34 @@ impl Objects {
         let mut gone = 0;
         for path in paths {
             match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => gone += 1,
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                    gone += 1;
+                    self.remove_empty_parents(&path);
+                }
                 Err(error) => {
                     tracing::warn!(%path, %error, "could not delete an object; the sweep will retry");
                 }
             }
         }
         gone
+    }
+
+    /// In a local store, removes the directories above a deleted object
+    /// that it left empty, up to the store's directory: a dataset's or a
+    /// job's directory goes with its last file. A directory that is not
+    /// empty (or is being filled again) stays.
+    fn remove_empty_parents(&self, path: &Path) {
+        let Some(root) = &self.local_dir else {
+            return;
+        };
+        let file = std::path::Path::new("/").join(path.as_ref());
+        let mut dir = file.parent();
+        while let Some(d) = dir {
+            if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
     }
 
     /// The store's prefix.

@@ -263,16 +263,18 @@ async fn delete_counted(objects: &Objects, paths: Vec<Path>, deleted: &mut u64, 
 }
 
 impl Sweep {
-    /// Sweeps every [`Sweep::every`] (the first time one period after the
-    /// start, so a deploy's restarts do not all list the store at once)
-    /// until `shutdown` resolves. Errors are logged and the loop goes on.
+    /// Sweeps every [`Sweep::every`] until `shutdown` resolves, the first
+    /// time at a random point of the first period: the replicas of a
+    /// deploy do not all list the store at once, and servers restarted
+    /// more often than once a period still sweep. Errors are logged and
+    /// the loop goes on.
     pub async fn run(
         self,
         store: Store,
         queue: Queue,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let start = tokio::time::Instant::now() + self.every;
+        let start = tokio::time::Instant::now() + self.every.mul_f64(fastrand::f64());
         let mut every = tokio::time::interval_at(start, self.every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);

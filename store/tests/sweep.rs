@@ -198,6 +198,14 @@ async fn the_sweep_deletes_what_nothing_refers_to_and_keeps_the_rest() {
     ] {
         assert!(!gone.exists(), "{gone:?} was kept");
     }
+    // The directories of jobs left with no file went with their files; a
+    // job's directory that still holds its result stays.
+    for job in [failed, cancelled] {
+        let dir = root.join(format!("tenants/{T}/results/{job}"));
+        assert!(!dir.exists(), "{dir:?} was left empty");
+    }
+    assert!(first_attempt.parent().unwrap().exists());
+    assert!(root.exists());
     let mut kept = vec![committed[0].clone(), kept_result, unknown];
     kept.extend(running_files.iter().cloned());
     kept.sort();

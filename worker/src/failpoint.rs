@@ -1,10 +1,11 @@
 //! Panics on demand, for the fault suite.
 //!
-//! Compiled in only with the `failpoints` feature, which the fault suite's
-//! build turns on (`faults/Cargo.toml`) and release builds, the container
-//! image's included, do not. A failpoint is armed by an environment variable
-//! holding a marker: a job whose analysis contains the marker panics there,
-//! every other job runs as usual. This lets the suite show, over the real
+//! Compiled in only with the `failpoints` feature, which builds that include
+//! the fault suite's tests turn on (`faults/Cargo.toml`, so `cargo test
+//! --workspace`); the binaries the Dockerfile builds never have it, and
+//! where it is compiled in, it does nothing unless armed. A failpoint is
+//! armed by an environment variable holding a marker: a job whose analysis
+//! contains the marker panics there, every other job runs as usual. This lets the suite show, over the real
 //! worker binary, what a panic does at the two places one can happen.
 
 /// Where a failpoint panics.

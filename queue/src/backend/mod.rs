@@ -58,7 +58,10 @@ pub struct PgBackend<Args> {
     shared: Arc<Shared>,
     /// Claimed jobs not yet handed to the worker; each holds a slot.
     ready: VecDeque<Task<Args>>,
-    claiming: Option<(ClaimFuture, usize)>,
+    /// The claim in flight, its reserved slots, and when it began: the
+    /// database's lease counts from no earlier, so a local deadline counted
+    /// from then never outlasts it.
+    claiming: Option<(ClaimFuture, usize, Instant)>,
     /// The poll fallback; made on the first poll, inside the runtime.
     poll_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     io: IoState,
@@ -258,11 +261,14 @@ fn leak_io_error(e: std::io::Error) -> &'static str {
 
 impl<Args: DeserializeOwned + Send + Sync + 'static> PgBackend<Args> {
     /// Turns claimed jobs into tasks; a payload that no longer decodes fails
-    /// its job for good and frees its slot.
-    fn admit(&mut self, claimed: Vec<ClaimedJob>) {
+    /// its job for good and frees its slot. The local lease deadline counts
+    /// from `began`, when the claim started: a claim under protection
+    /// starts its transaction (whose `now()` the database's lease counts
+    /// from) before the protection call, seconds before it returns.
+    fn admit(&mut self, claimed: Vec<ClaimedJob>, began: Instant) {
         for job in claimed {
             let lease = job.lease;
-            let deadline = Instant::now() + self.config.lease;
+            let deadline = began + self.config.lease;
             let stop = self.shared.hold(lease, deadline);
             let args = match serde_json::from_value::<Args>(job.payload) {
                 Ok(args) => args,
@@ -320,8 +326,8 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
             if let Some(task) = self.ready.pop_front() {
                 return Poll::Ready(Some(Ok(task)));
             }
-            if let Some((claim, reserved)) = &mut self.claiming {
-                let reserved = *reserved;
+            if let Some((claim, reserved, began)) = &mut self.claiming {
+                let (reserved, began) = (*reserved, *began);
                 let result = match claim.poll_unpin(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(result) => result,
@@ -339,7 +345,7 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
                         // another round: the queue had no more, and a
                         // notification or the poll timer says when it does.
                         self.shared.unreserve(reserved - got);
-                        self.admit(claimed);
+                        self.admit(claimed, began);
                     }
                     Err(QueueError::Unprotected(e)) => {
                         // The protection logs its own failures; try again
@@ -376,7 +382,7 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> Backend for PgBackend<Args>
                     empty,
                     self.shared.clone(),
                 );
-                self.claiming = Some((Box::pin(claim), reserve));
+                self.claiming = Some((Box::pin(claim), reserve, Instant::now()));
                 self.reset_poll_timer();
                 continue;
             }
