@@ -3,6 +3,8 @@
 //! a job and given up after, and while ECS refuses protection (a deployment
 //! in progress) the worker claims nothing and the job waits for it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
