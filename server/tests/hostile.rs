@@ -600,8 +600,7 @@ async fn invalid_json_is_400() {
         ("dataset not a uuid", b"{\"inputs\": [{\"table\": \"n\", \"dataset\": \"nope\"}], \"analysis\": {\"type\": \"sql\", \"query\": \"SELECT 1\"}}".to_vec()),
         ("unknown analysis type", b"{\"inputs\": [], \"analysis\": {\"type\": \"shell\", \"command\": \"rm -rf /\"}}".to_vec()),
         ("analysis without a type", b"{\"inputs\": [], \"analysis\": {\"query\": \"SELECT 1\"}}".to_vec()),
-        // (A number or a boolean would be read as its text.)
-        ("query not a string", b"{\"inputs\": [], \"analysis\": {\"type\": \"sql\", \"query\": [1]}}".to_vec()),
+        ("query a list", b"{\"inputs\": [], \"analysis\": {\"type\": \"sql\", \"query\": [1]}}".to_vec()),
     ];
     let mut cases = Vec::new();
     for (name, body) in bodies {
@@ -617,6 +616,45 @@ async fn invalid_json_is_400() {
             Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
                 .body("application/json", batch)
                 .expect(400, &[]),
+        );
+    }
+    // A number or a boolean where the spec says string is refused as such,
+    // not read as its text.
+    let inputs = json!([{"table": "n", "dataset": existing}]);
+    let mistyped = [
+        (
+            "query a number",
+            job(inputs.clone(), json!({"type": "sql", "query": 1})),
+        ),
+        (
+            "table a boolean",
+            job(
+                json!([{"table": true, "dataset": existing}]),
+                json!({"type": "sql", "query": "SELECT 1"}),
+            ),
+        ),
+        (
+            "group-by key a number",
+            job(
+                inputs.clone(),
+                json!({"type": "group_by", "table": "n", "keys": [7], "aggregates": [{"function": "count"}]}),
+            ),
+        ),
+        ("idempotency key a number", {
+            let mut j = sql(&inputs, "SELECT n FROM n");
+            j["idempotency_key"] = json!(42);
+            j
+        }),
+    ];
+    for (name, body) in mistyped {
+        cases.push(
+            submit(format!("job, {name}"), body.clone())
+                .expect(400, &["expected input type \"string\""]),
+        );
+        cases.push(
+            Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
+                .json(&json!({"jobs": [body]}))
+                .expect(400, &["expected input type \"string\""]),
         );
     }
     check(&app, cases).await;

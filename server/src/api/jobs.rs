@@ -449,8 +449,9 @@ async fn check_sql(job: &NewJob) -> Result<(), ApiError> {
     let Analysis::Sql(sql) = &job.analysis.0 else {
         return Ok(());
     };
-    let tables = job.inputs.iter().map(|i| i.table.clone()).collect();
-    let error = match check_sql_text(sql.query.clone(), tables, DEFAULT_MAX_SQL_BYTES).await {
+    let tables = job.inputs.iter().map(|i| String::clone(&i.table)).collect();
+    let error = match check_sql_text(String::clone(&sql.query), tables, DEFAULT_MAX_SQL_BYTES).await
+    {
         Ok(()) => return Ok(()),
         Err(error) => error,
     };

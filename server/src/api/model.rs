@@ -72,6 +72,68 @@ impl<T: ToJSON> ToJSON for Strict<T> {
     }
 }
 
+/// A JSON string, and only a string. poem-openapi's `String` also takes a
+/// number or a boolean and turns it into text, so `"query": 1` would reach
+/// the SQL check as `1` and be refused for the wrong reason; request fields
+/// use this instead and answer 400 naming the field. In the spec it is
+/// `string`, exactly like `String`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Text(pub String);
+
+impl Type for Text {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> Cow<'static, str> {
+        String::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Text {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(text) => Ok(Text(text)),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl ToJSON for Text {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = String;
+
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> String {
+        text.0
+    }
+}
+
 /// A column of a dataset or a result.
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct Column {
@@ -162,7 +224,7 @@ pub enum UploadFormat {
 #[oai(deny_unknown_fields)]
 pub struct JobInput {
     /// The table name (SQL identifier) the dataset is known by in this job.
-    pub table: String,
+    pub table: Text,
     /// The dataset.
     pub dataset: Uuid,
 }
@@ -171,16 +233,16 @@ pub struct JobInput {
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct SqlAnalysis {
     /// One SELECT (or WITH … SELECT) statement.
-    pub query: String,
+    pub query: Text,
 }
 
 /// Per-column summary statistics.
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct SummaryAnalysis {
     /// The input table.
-    pub table: String,
+    pub table: Text,
     /// The columns to summarise (all when absent).
-    pub columns: Option<Vec<String>>,
+    pub columns: Option<Vec<Text>>,
 }
 
 /// An aggregate function.
@@ -210,9 +272,9 @@ pub struct Aggregate {
     /// The function.
     pub function: AggregateFunction,
     /// The column (may be absent for `count`).
-    pub column: Option<String>,
+    pub column: Option<Text>,
     /// The output column's name.
-    pub alias: Option<String>,
+    pub alias: Option<Text>,
 }
 
 /// A comparison operator of a filter.
@@ -244,7 +306,7 @@ pub enum FilterOp {
 #[oai(deny_unknown_fields)]
 pub struct Filter {
     /// The column.
-    pub column: String,
+    pub column: Text,
     /// The comparison.
     pub op: FilterOp,
     /// A scalar, or an array for `in`; absent for the null tests.
@@ -255,9 +317,9 @@ pub struct Filter {
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct GroupByAnalysis {
     /// The input table.
-    pub table: String,
+    pub table: Text,
     /// The grouping columns.
-    pub keys: Vec<String>,
+    pub keys: Vec<Text>,
     /// The aggregates.
     pub aggregates: Vec<Aggregate>,
     /// Filters applied first.
@@ -271,9 +333,9 @@ pub struct GroupByAnalysis {
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct HistogramAnalysis {
     /// The input table.
-    pub table: String,
+    pub table: Text,
     /// The numeric column.
-    pub column: String,
+    pub column: Text,
     /// Number of bins, 1 to 1000.
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
     pub bins: u32,
@@ -286,10 +348,10 @@ pub struct HistogramAnalysis {
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct CorrelationAnalysis {
     /// The input table.
-    pub table: String,
+    pub table: Text,
     /// Two or more numeric columns.
     #[oai(validator(min_items = 2))]
-    pub columns: Vec<String>,
+    pub columns: Vec<Text>,
     /// Filters applied first.
     #[oai(default)]
     pub filters: Vec<Filter>,
@@ -299,13 +361,13 @@ pub struct CorrelationAnalysis {
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct TimeSeriesAnalysis {
     /// The input table.
-    pub table: String,
+    pub table: Text,
     /// The date or timestamp column.
-    pub time_column: String,
+    pub time_column: Text,
     /// The column aggregated per bucket.
-    pub value_column: String,
+    pub value_column: Text,
     /// Bucket width, e.g. `1 day`, `1 hour`, `15 minutes`, `1 week`.
-    pub bucket: String,
+    pub bucket: Text,
     /// The aggregate.
     pub aggregate: AggregateFunction,
     /// Filters applied first.
@@ -359,7 +421,7 @@ pub struct NewJob {
     /// Makes the submit idempotent: while a job with this key is queued,
     /// running or succeeded, submitting again returns that job.
     #[oai(validator(min_length = 1, max_length = 255))]
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<Text>,
 }
 
 /// Several jobs submitted in one transaction: all or none are created.
