@@ -86,6 +86,17 @@ fn submit(name: impl Into<String>, job: Value) -> Case {
     Case::new(name, "POST", "/v1/jobs").json(&job)
 }
 
+/// The same job submitted alone and as a batch of one, each to be answered
+/// `status` with `detail`: a batch must refuse what a submit refuses.
+fn alone_and_batched(name: &str, job: &Value, status: u16, detail: &[&str]) -> [Case; 2] {
+    [
+        submit(format!("job, {name}"), job.clone()).expect(status, detail),
+        Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
+            .json(&json!({"jobs": [job]}))
+            .expect(status, detail),
+    ]
+}
+
 /// A job over `inputs` running `analysis`.
 fn job(inputs: Value, analysis: Value) -> Value {
     json!({"inputs": inputs, "analysis": analysis})
@@ -647,15 +658,12 @@ async fn invalid_json_is_400() {
         }),
     ];
     for (name, body) in mistyped {
-        cases.push(
-            submit(format!("job, {name}"), body.clone())
-                .expect(400, &["expected input type \"string\""]),
-        );
-        cases.push(
-            Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
-                .json(&json!({"jobs": [body]}))
-                .expect(400, &["expected input type \"string\""]),
-        );
+        cases.extend(alone_and_batched(
+            name,
+            &body,
+            400,
+            &["expected input type \"string\""],
+        ));
     }
     check(&app, cases).await;
 }
@@ -729,12 +737,7 @@ async fn unknown_fields_are_400_and_named() {
     ];
     let mut cases = Vec::new();
     for (name, field, body) in jobs {
-        cases.push(submit(format!("job, {name}"), body.clone()).expect(400, &[field]));
-        cases.push(
-            Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
-                .json(&json!({"jobs": [body]}))
-                .expect(400, &[field]),
-        );
+        cases.extend(alone_and_batched(name, &body, 400, &[field]));
     }
     cases.push(
         Case::new("batch, beside the jobs", "POST", "/v1/job-batches")

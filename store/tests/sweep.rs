@@ -27,44 +27,36 @@ impl JobKind for Analysis {
 
 const LEASE: Duration = Duration::from_secs(60);
 
-struct Jobs<'a> {
-    queue: &'a Queue,
-}
-
-impl Jobs<'_> {
-    /// A job moved through `outcomes`, one attempt each, the last attempt
-    /// left running when `outcomes` ends with `None`.
-    async fn through(&self, outcomes: &[Option<Outcome>]) -> JobId {
-        let job = self
-            .queue
-            .enqueue(
-                self.queue.pool(),
-                NewJob::of::<Analysis>(T, &Analysis {})
-                    .unwrap()
-                    .max_attempts(5),
-            )
+/// A job moved through `outcomes`, one attempt each, the last attempt left
+/// running when `outcomes` ends with `None`.
+async fn job_through(queue: &Queue, outcomes: &[Option<Outcome>]) -> JobId {
+    let job = queue
+        .enqueue(
+            queue.pool(),
+            NewJob::of::<Analysis>(T, &Analysis {})
+                .unwrap()
+                .max_attempts(5),
+        )
+        .await
+        .unwrap()
+        .job
+        .id;
+    for outcome in outcomes {
+        let claimed = queue
+            .claim("w", &["analysis".to_owned()], 1, LEASE)
             .await
-            .unwrap()
-            .job
-            .id;
-        for outcome in outcomes {
-            let claimed = self
-                .queue
-                .claim("w", &["analysis".to_owned()], 1, LEASE)
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].lease.id, job);
+        if let Some(outcome) = outcome {
+            queue
+                .finish(claimed[0].lease, outcome.clone())
                 .await
+                .unwrap()
                 .unwrap();
-            assert_eq!(claimed.len(), 1);
-            assert_eq!(claimed[0].lease.id, job);
-            if let Some(outcome) = outcome {
-                self.queue
-                    .finish(claimed[0].lease, outcome.clone())
-                    .await
-                    .unwrap()
-                    .unwrap();
-            }
         }
-        job
     }
+    job
 }
 
 fn retry() -> Option<Outcome> {
@@ -87,7 +79,6 @@ fn leave(root: &std::path::Path, key: &str) -> PathBuf {
 async fn the_sweep_deletes_what_nothing_refers_to_and_keeps_the_rest() {
     let f = fixture().await;
     let queue = Queue::new(f.db.pool().clone(), Registry::new().register::<Analysis>());
-    let jobs = Jobs { queue: &queue };
     let root = f.dir.path();
     let result =
         |job: JobId, attempt: i32| format!("tenants/{T}/results/{job}/attempt-{attempt}.parquet");
@@ -112,9 +103,11 @@ async fn the_sweep_deletes_what_nothing_refers_to_and_keeps_the_rest() {
 
     // Succeeded on its second attempt: that result is read, the first
     // attempt's file (a crash mid-write) is not.
-    let succeeded = jobs
-        .through(&[retry(), Some(Outcome::Succeeded(json!({"rows": 1})))])
-        .await;
+    let succeeded = job_through(
+        &queue,
+        &[retry(), Some(Outcome::Succeeded(json!({"rows": 1})))],
+    )
+    .await;
     let kept_result = leave(root, &result(succeeded, 2));
     let first_attempt = leave(root, &result(succeeded, 1));
     // The same job and attempt under another tenant's prefix: not its.
@@ -126,20 +119,22 @@ async fn the_sweep_deletes_what_nothing_refers_to_and_keeps_the_rest() {
         ),
     );
     // Failed and cancelled jobs keep no result.
-    let failed = jobs
-        .through(&[Some(Outcome::Failed {
+    let failed = job_through(
+        &queue,
+        &[Some(Outcome::Failed {
             error: "bad query".into(),
             retry_in: None,
-        })])
-        .await;
+        })],
+    )
+    .await;
     let failed_file = leave(root, &result(failed, 1));
-    let cancelled = jobs.through(&[Some(Outcome::Cancelled)]).await;
+    let cancelled = job_through(&queue, &[Some(Outcome::Cancelled)]).await;
     let cancelled_file = leave(root, &result(cancelled, 1));
     // A job pruned by retention: no row at all.
     let pruned_file = leave(root, &result(JobId(Uuid::now_v7()), 1));
     // A job still running on its second attempt keeps every file: the
     // first attempt's leftover goes once the job has ended.
-    let running = jobs.through(&[retry(), None]).await;
+    let running = job_through(&queue, &[retry(), None]).await;
     let running_files = [
         leave(root, &result(running, 1)),
         leave(root, &result(running, 2)),

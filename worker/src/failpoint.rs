@@ -5,8 +5,9 @@
 //! --workspace`); the binaries the Dockerfile builds never have it, and
 //! where it is compiled in, it does nothing unless armed. A failpoint is
 //! armed by an environment variable holding a marker: a job whose analysis
-//! contains the marker panics there, every other job runs as usual. This lets the suite show, over the real
-//! worker binary, what a panic does at the two places one can happen.
+//! contains the marker panics there, every other job runs as usual. This
+//! lets the suite show, over the real worker binary, what a panic does at
+//! the two places one can happen.
 
 /// Where a failpoint panics.
 #[derive(Debug, Clone, Copy)]
