@@ -1,7 +1,13 @@
 //! Running a physical plan: batches out, progress reported while they are
 //! computed, and a prompt stop when the run is cancelled.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use datafusion::{
     arrow::record_batch::RecordBatch,
@@ -23,20 +29,64 @@ use super::{
 const TICK: Duration = Duration::from_millis(500);
 
 /// Resolves when the run must stop: a cancel, or the caller gone.
+///
+/// Besides the signal that the run's own code awaits, it carries a flag
+/// that the plan's expressions read while they compute (see
+/// `yielding::interruptible`): an operator that loops inside one poll
+/// never reaches an await point, so only a check inside its loop can end
+/// it.
 #[derive(Clone)]
-pub(crate) struct Stop(watch::Receiver<bool>);
+pub(crate) struct Stop {
+    signal: watch::Receiver<bool>,
+    halted: Arc<AtomicBool>,
+}
+
+/// Stops a run: on [`StopTrigger::stop`], or when dropped (the caller
+/// stopped waiting for the run, so nobody wants its result).
+pub(crate) struct StopTrigger {
+    signal: watch::Sender<bool>,
+    halted: Arc<AtomicBool>,
+}
+
+impl StopTrigger {
+    /// Asks the run to stop.
+    pub(crate) fn stop(&self) {
+        self.halted.store(true, Ordering::Relaxed);
+        let _ = self.signal.send(true);
+    }
+}
+
+impl Drop for StopTrigger {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
 
 impl Stop {
     /// A stop signal and its trigger.
-    pub(crate) fn new() -> (watch::Sender<bool>, Stop) {
-        let (sender, receiver) = watch::channel(false);
-        (sender, Stop(receiver))
+    pub(crate) fn new() -> (StopTrigger, Stop) {
+        let (signal, receiver) = watch::channel(false);
+        let halted = Arc::new(AtomicBool::new(false));
+        (
+            StopTrigger {
+                signal,
+                halted: Arc::clone(&halted),
+            },
+            Stop {
+                signal: receiver,
+                halted,
+            },
+        )
     }
 
-    /// Resolves once a stop is requested or the trigger is dropped (the
-    /// caller stopped waiting for the run, so nobody wants its result).
+    /// Resolves once a stop is requested or the trigger is dropped.
     pub(crate) async fn requested(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+        let _ = self.signal.wait_for(|stop| *stop).await;
+    }
+
+    /// The flag that says, without awaiting, that the run must stop.
+    pub(crate) fn halted(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.halted)
     }
 }
 

@@ -263,6 +263,18 @@ impl Engine {
         self.inner.memory_limit
     }
 
+    /// Tasks alive on the engine's runtime: a run's own task and the tasks
+    /// its plan spawned (one per partition of a repartition, for example).
+    /// Zero when no run is in progress; a cancelled run's tasks are gone
+    /// once it has stopped, so this is how tests and metrics see that a
+    /// cancel ended the work and not only the wait for it.
+    pub fn alive_tasks(&self) -> usize {
+        self.inner
+            .runtime
+            .as_ref()
+            .map_or(0, |runtime| runtime.metrics().num_alive_tasks())
+    }
+
     /// What runs have spilled to disk since the engine started.
     pub fn spill_totals(&self) -> SpillTotals {
         SpillTotals {
@@ -289,7 +301,7 @@ impl Engine {
         let runtime = self.runtime()?;
         let objects = Arc::clone(&request.objects);
         let output = request.output.clone();
-        let (stop_sender, stop) = Stop::new();
+        let (trigger, stop) = Stop::new();
         let inner = Arc::clone(&self.inner);
         let progress = Progress::new(Arc::new(progress));
         let mut task = runtime.spawn(async move { inner.execute(request, progress, stop).await });
@@ -305,7 +317,7 @@ impl Engine {
                 }
             },
             () = &mut cancel => {
-                let _ = stop_sender.send(true);
+                trigger.stop();
                 let grace = grace_timer();
                 tokio::select! {
                     joined = &mut task => match joined {

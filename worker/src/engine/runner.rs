@@ -68,7 +68,7 @@ impl Runner {
         df: DataFrame,
         until: f32,
     ) -> Result<Execution, EngineError> {
-        let plan = super::yielding::cooperative(df.create_physical_plan().await?)?;
+        let plan = super::yielding::cooperative(df.create_physical_plan().await?, &self.stop)?;
         self.progress.report(EXECUTING, "executing");
         Execution::start(
             plan,
