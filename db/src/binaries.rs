@@ -199,26 +199,73 @@ impl Binaries {
         };
         std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid))
             .context(|| format!("handing {} to the postgres user", dir.display()))?;
-        let dir_arg = dir.as_os_str();
-        let reachable = Command::new("runuser")
-            .args(["-u", POSTGRES_USER, "--", "test", "-w"])
-            .arg(dir_arg)
-            .args(["-a", "-x"])
-            .arg(dir_arg)
+        // The postgres user must pass through every parent. The cluster's own
+        // parent is the directory it was given to live in (`mktemp -d` makes
+        // it 0700): it gets the search bit for others, which lets the postgres
+        // user through without letting anyone list it. Any other parent is
+        // the machine's business: refused, naming it and the fix.
+        if let Some(blocked) = self.outermost_blocking_parent(dir)? {
+            if Some(blocked.as_path()) != dir.parent() {
+                return Err(DbError::DataDirNotAccessible {
+                    data_dir: dir.to_path_buf(),
+                    blocked,
+                });
+            }
+            let mode = std::fs::metadata(&blocked)
+                .context(|| format!("reading the mode of {}", blocked.display()))?
+                .permissions()
+                .mode();
+            std::fs::set_permissions(
+                &blocked,
+                std::fs::Permissions::from_mode((mode & 0o7777) | 0o001),
+            )
+            .context(|| format!("letting the postgres user through {}", blocked.display()))?;
+            tracing::warn!(
+                directory = %blocked.display(),
+                "running as root: gave others the search bit (o+x) on the cluster's parent so the postgres user can reach the cluster"
+            );
+        }
+        if self.postgres_user_can(&["-w", "-x"], dir)? {
+            Ok(())
+        } else {
+            Err(DbError::DataDirNotAccessible {
+                data_dir: dir.to_path_buf(),
+                blocked: dir.to_path_buf(),
+            })
+        }
+    }
+
+    /// The outermost parent of `dir` that the postgres user may not pass
+    /// through (beyond it, nothing can be told).
+    fn outermost_blocking_parent(&self, dir: &Path) -> Result<Option<PathBuf>, DbError> {
+        let mut parents: Vec<&Path> = dir.ancestors().skip(1).collect();
+        parents.reverse();
+        for parent in parents {
+            if !self.postgres_user_can(&["-x"], parent)? {
+                return Ok(Some(parent.to_path_buf()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether every `test <flag> path` holds for the postgres user.
+    fn postgres_user_can(&self, flags: &[&str], path: &Path) -> Result<bool, DbError> {
+        let mut command = Command::new("runuser");
+        command.args(["-u", POSTGRES_USER, "--", "test"]);
+        for (n, flag) in flags.iter().enumerate() {
+            if n > 0 {
+                command.arg("-a");
+            }
+            command.arg(flag).arg(path);
+        }
+        Ok(command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .current_dir("/")
             .status()
             .context(|| "running `runuser` to check the data directory".to_owned())?
-            .success();
-        if reachable {
-            Ok(())
-        } else {
-            Err(DbError::DataDirNotAccessible {
-                data_dir: dir.to_path_buf(),
-            })
-        }
+            .success())
     }
 
     /// The directory the binaries were found in.

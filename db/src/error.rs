@@ -59,13 +59,17 @@ pub enum DbError {
     /// Running as root, PostgreSQL must run as the `postgres` system user, and
     /// that user cannot reach the data directory.
     #[error(
-        "running as root, PostgreSQL runs as the `postgres` user, which cannot access {data_dir}; \
-         every parent directory must be traversable by it (data directories under /root are not). \
-         Choose a data directory elsewhere (e.g. under /tmp or /var/lib)"
+        "running as root, PostgreSQL runs as the `postgres` user, which cannot reach {data_dir}: \
+         it may not pass through {blocked}. Let it through with `chmod o+x {blocked}` (others may \
+         then enter, not list, that directory), or choose a data directory whose parents all allow \
+         it, such as one under /var/lib (CRUNCH_DATA_DIR=/var/lib/crunch)"
     )]
     DataDirNotAccessible {
         /// The data directory.
         data_dir: PathBuf,
+        /// The directory on the way that the postgres user may not pass
+        /// through (or the data directory itself).
+        blocked: PathBuf,
     },
 
     /// Running as root, PostgreSQL must run as the `postgres` system user, and

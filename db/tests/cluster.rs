@@ -256,26 +256,79 @@ async fn connect_and_migrate_creates_a_missing_database_and_is_repeatable() {
 }
 
 #[tokio::test]
-async fn a_data_dir_the_postgres_user_cannot_reach_is_refused_when_root() {
+async fn a_fresh_private_directory_works_as_the_data_dir_when_root() {
     if !running_as_root() {
         return;
     }
-    // A directory only root may enter, as /root is.
+    // What `mktemp -d` makes: a directory only its owner (root) may enter.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(fresh.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let cluster = LocalCluster::start(&fresh.path().join("postgres"), ClusterOptions::default())
+        .await
+        .unwrap();
+    let pool = connect_and_migrate(&cluster.url("postgres"), 2)
+        .await
+        .unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    pool.close().await;
+    cluster.stop().unwrap();
+    // Others may pass through it now, not list it.
+    let mode = std::fs::metadata(fresh.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o701);
+}
+
+#[tokio::test]
+async fn an_unreachable_data_dir_is_refused_with_advice_that_works_when_root() {
+    if !running_as_root() {
+        return;
+    }
+    // A directory above the data directory's own parent that only root may
+    // enter, as /root is: not ours to open, so refused, naming it.
     let locked = tempfile::tempdir().unwrap();
     std::fs::set_permissions(locked.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let result = LocalCluster::start(&locked.path().join("data"), ClusterOptions::default()).await;
-    let error = match result {
+    let data_dir = locked.path().join("crunch").join("postgres");
+    let error = match LocalCluster::start(&data_dir, ClusterOptions::default()).await {
         Ok(cluster) => {
             cluster.kill().unwrap();
             panic!("started in {}", cluster.data_dir().display());
         }
         Err(error) => error,
     };
-    assert!(
-        matches!(error, DbError::DataDirNotAccessible { .. }),
-        "{error}"
+    let DbError::DataDirNotAccessible { blocked, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(blocked, locked.path());
+    let advice = format!("chmod o+x {}", locked.path().display());
+    assert!(error.to_string().contains(&advice), "{error}");
+    assert_eq!(
+        std::fs::metadata(locked.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700,
+        "a directory that is not the cluster's parent was changed"
     );
-    assert!(error.to_string().contains("postgres"), "{error}");
+
+    // The advice, followed, works.
+    let status = std::process::Command::new("chmod")
+        .arg("o+x")
+        .arg(locked.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cluster = LocalCluster::start(&data_dir, ClusterOptions::default())
+        .await
+        .unwrap();
+    cluster.stop().unwrap();
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The size limit of JSON request bodies.
+//! The size limit of JSON request bodies, and the NUL check of their text.
 //!
 //! poem-openapi reads a JSON body whole before the operation runs, with no
 //! limit of its own: without this, one request could make the server hold
@@ -48,7 +48,15 @@ impl<E: Endpoint> Endpoint for JsonBodyLimit<E> {
         // Otherwise (no length, chunked, or a length that lies) the body is
         // read up to the limit and no further.
         match req.take_body().into_bytes_limit(limit).await {
-            Ok(bytes) => req.set_body(bytes),
+            Ok(bytes) => {
+                if let Some(field) = crate::plain_text::json_nul_field(&bytes) {
+                    return Ok(ApiError::BadRequest(format!(
+                        "{field} contains a NUL character, which text cannot hold"
+                    ))
+                    .into_problem_response(None));
+                }
+                req.set_body(bytes)
+            }
             Err(ReadBodyError::PayloadTooLarge) => return Ok(too_large(limit)),
             Err(e) => {
                 return Ok(

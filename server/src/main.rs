@@ -51,6 +51,12 @@ const SERVER_SETTINGS: &[Setting] = &[
         help: "largest dataset upload",
     },
     Setting {
+        env: "CRUNCH_MAX_COLUMNS",
+        flag: "max-columns",
+        default: "10000",
+        help: "most columns an upload may have",
+    },
+    Setting {
         env: "CRUNCH_RETENTION_HOURS",
         flag: "retention-hours",
         default: "168",
@@ -154,6 +160,9 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
     let queue = Queue::new(pool, Registry::new().register::<AnalysisJob>());
     let limits = Limits {
         max_upload_bytes: config.parse("CRUNCH_MAX_UPLOAD_BYTES")?.unwrap_or(1 << 30),
+        max_columns: config
+            .parse("CRUNCH_MAX_COLUMNS")?
+            .unwrap_or(crunch_store::DEFAULT_MAX_COLUMNS),
         ..Limits::default()
     };
     let state = AppState {
@@ -172,9 +181,13 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
+    let waiters = state.waiters.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        // Long-polls answer now, with the job as it is, so the graceful
+        // shutdown below does not wait out their timeouts.
+        waiters.close();
         let _ = stop.send(true);
     });
 

@@ -19,6 +19,8 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// The longest line of a CSV or NDJSON upload, in bytes.
     pub max_line_bytes: usize,
+    /// The most columns an upload may have.
+    pub max_columns: usize,
     /// The longest a request may long-poll.
     pub max_wait: Duration,
     /// The largest JSON request body (a job or a batch of jobs), in bytes.
@@ -30,6 +32,7 @@ impl Default for Limits {
         Limits {
             max_upload_bytes: 1 << 30,
             max_line_bytes: 1 << 20,
+            max_columns: crunch_store::DEFAULT_MAX_COLUMNS,
             max_wait: Duration::from_secs(60),
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
         }

@@ -9,7 +9,7 @@ use std::{
 
 use crunch_queue::{FINISHED_CHANNEL, JobId, Queue};
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// How often waiters are re-checked when no notification arrives (lost
 /// notifications, listener reconnecting).
@@ -26,6 +26,10 @@ struct Inner {
     parked: Mutex<HashMap<JobId, (Arc<Notify>, usize)>>,
     /// Wakes the watcher early when something is parked or a notification came.
     poke: Notify,
+    /// True once the server shuts down: every wait ends at once, so each
+    /// long-poll answers with the job as it is instead of holding the
+    /// shutdown for its whole timeout.
+    closed: watch::Sender<bool>,
 }
 
 /// A parked request's registration; dropping it unregisters.
@@ -36,9 +40,14 @@ pub struct Parked {
 }
 
 impl Parked {
-    /// Waits until the job is announced finished or `timeout` passes.
+    /// Waits until the job is announced finished, `timeout` passes or the
+    /// server shuts down.
     pub async fn wait(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+        let mut closed = self.inner.closed.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(timeout, self.notify.notified()) => {}
+            _ = closed.wait_for(|closed| *closed) => {}
+        }
     }
 }
 
@@ -88,9 +97,15 @@ impl Waiters {
             queue,
             parked: Mutex::new(HashMap::new()),
             poke: Notify::new(),
+            closed: watch::Sender::new(false),
         });
         tokio::spawn(watch(inner.clone()));
         Waiters { inner }
+    }
+
+    /// Ends every wait, now and from now on: the server is shutting down.
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
     }
 
     /// Registers interest in `id`. Register before reading the job's state,

@@ -1115,7 +1115,6 @@ async fn pathological_sql_is_refused_at_submit() {
         ("empty", "   ".to_owned(), "empty"),
         ("a comment", "-- nothing".to_owned(), "empty"),
         ("not SQL", "ls -la /".to_owned(), "invalid query"),
-        ("a NUL byte", "SELECT 1\u{0}".to_owned(), "invalid query"),
     ];
     let cases = queries
         .iter()
@@ -1131,6 +1130,96 @@ async fn pathological_sql_is_refused_at_submit() {
         let (status, answer) = app.post("/v1/jobs", sql(&inputs, &query)).await;
         assert_eq!(status, 201, "{answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_nul_or_bytes_that_are_not_utf8_is_400_and_named() {
+    let app = spawn_with(no_workers()).await;
+    let existing = app.dataset("numbers", "n\n1\n2\n").await;
+    let inputs = json!([{"table": "n", "dataset": existing}]);
+    let mut keyed = sql(&inputs, "SELECT 1");
+    keyed["idempotency_key"] = json!("k\u{0}z");
+    let jobs = [
+        ("an idempotency key", "/idempotency_key", keyed),
+        (
+            "SQL text",
+            "/analysis/query",
+            sql(&inputs, "SELECT 1\u{0}"),
+        ),
+        (
+            "an input's table name",
+            "/inputs/0/table",
+            sql(&json!([{"table": "n\u{0}", "dataset": existing}]), "SELECT 1"),
+        ),
+        (
+            "a summary column",
+            "/analysis/columns/0",
+            job(
+                inputs.clone(),
+                json!({"type": "summary", "table": "n", "columns": ["n\u{0}"]}),
+            ),
+        ),
+    ];
+    let mut cases: Vec<Case> = Vec::new();
+    for (name, pointer, job) in &jobs {
+        // In a batch, the job sits one level deeper.
+        cases.push(
+            submit(format!("job, {name}"), job.clone())
+                .expect(400, &[&format!("`{pointer}`"), "nul"]),
+        );
+        cases.push(
+            Case::new(format!("batch, {name}"), "POST", "/v1/job-batches")
+                .json(&json!({"jobs": [job]}))
+                .expect(400, &[&format!("`/jobs/0{pointer}`"), "nul"]),
+        );
+    }
+    cases.extend([
+        upload("a NUL in a CSV header", "", "text/csv", b"a\0b,c\n1,2\n".to_vec())
+            .expect(422, &["nul", "line 1"]),
+        upload(
+            "a NUL in an NDJSON key",
+            "",
+            "application/x-ndjson",
+            b"{\"a\\u0000b\": 1}\n".to_vec(),
+        )
+        .expect(422, &["nul"]),
+        Case::new("a name that is not UTF-8", "POST", "/v1/datasets")
+            .path("/v1/datasets?name=%ff%fe")
+            .body("text/csv", b"a\n1\n".to_vec())
+            .expect(400, &["`name`", "not utf-8"]),
+        Case::new("a NUL in a name", "POST", "/v1/datasets")
+            .path("/v1/datasets?name=a%00b")
+            .body("text/csv", b"a\n1\n".to_vec())
+            .expect(400, &["`name`", "nul"]),
+        Case::new("a NUL in a null marker", "POST", "/v1/datasets")
+            .path("/v1/datasets?name=ok&null=%00")
+            .body("text/csv", b"a\n1\n".to_vec())
+            .expect(400, &["`null`", "nul"]),
+        Case::new("a cursor that is not UTF-8", "GET", "/v1/jobs")
+            .path("/v1/jobs?cursor=%c3%28")
+            .expect(400, &["`cursor`", "not utf-8"]),
+        Case::new("an idempotency filter with a NUL", "GET", "/v1/jobs")
+            .path("/v1/jobs?type=sql%00")
+            .expect(400, &["`type`", "nul"]),
+    ]);
+    check(&app, cases).await;
+
+    // A header value that is not UTF-8 (obs-text, which HTTP allows).
+    let response = app
+        .client
+        .post(app.url("/v1/datasets?name=latin"))
+        .header(
+            "content-type",
+            reqwest::header::HeaderValue::from_bytes(b"text/csv; charset=\xe9").unwrap(),
+        )
+        .body("a\n1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("content-type header is not UTF-8"), "{text}");
+    assert_eq!(holdings(&app).await.datasets.as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,13 +57,22 @@ pub struct IngestOptions {
     /// The longest CSV or NDJSON line accepted, in bytes (without the line
     /// terminator); longer is `BadInput` naming the line.
     pub max_line_bytes: usize,
+    /// The most columns a body may have; more is `BadInput`, found from the
+    /// header (CSV), the inferred or declared schema (NDJSON) or the footer
+    /// (Parquet) before any row is decoded. Every column costs the decoder
+    /// and the Parquet writer memory of their own, whatever the rows.
+    pub max_columns: usize,
 }
+
+/// Columns a body may have unless told otherwise.
+pub const DEFAULT_MAX_COLUMNS: usize = 10_000;
 
 /// Records looked at by schema inference unless told otherwise.
 pub const DEFAULT_INFER_RECORDS: usize = 1000;
 
 impl IngestOptions {
-    /// Defaults for `format`: inferred schema, 1 GiB body, 1 MiB lines.
+    /// Defaults for `format`: inferred schema, 1 GiB body, 1 MiB lines,
+    /// [`DEFAULT_MAX_COLUMNS`] columns.
     pub fn new(format: Format) -> Self {
         IngestOptions {
             format,
@@ -72,6 +81,7 @@ impl IngestOptions {
             infer_records: DEFAULT_INFER_RECORDS,
             max_bytes: 1 << 30,
             max_line_bytes: 1 << 20,
+            max_columns: DEFAULT_MAX_COLUMNS,
         }
     }
 }

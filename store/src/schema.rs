@@ -90,6 +90,14 @@ pub(crate) fn normalize(schema: &Schema) -> Result<SchemaRef, StoreError> {
                 index + 1
             )));
         }
+        // PostgreSQL's jsonb, where the schema is kept, cannot hold a NUL.
+        if name.contains('\0') {
+            return Err(StoreError::BadInput {
+                line: None,
+                column: Some(name.replace('\0', "\\0")),
+                message: format!("column {} has a NUL character in its name", index + 1),
+            });
+        }
         if !seen.insert(name.as_str()) {
             return Err(StoreError::BadInput {
                 line: None,

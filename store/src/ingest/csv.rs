@@ -25,7 +25,9 @@ use datafusion::arrow::{
 };
 use regex::Regex;
 
-use super::{BATCH_ROWS, Converted, Expect, arrow_message, lines::line_at, sink::ParquetSink};
+use super::{
+    Converted, Expect, arrow_message, batch_rows, check_width, lines::line_at, sink::ParquetSink,
+};
 use crate::{
     error::StoreError,
     options::{CsvOptions, IngestOptions},
@@ -44,17 +46,19 @@ pub(super) fn convert(
     let format = format(&options.csv)?;
     let header = options.csv.header;
     check_quotes_closed(file, options.csv.delimiter)?;
+    // The first record says how wide the body is, at the cost of one line.
+    let found = first_record(file, &format)?;
+    check_width(found.fields().len(), options.max_columns)?;
     let target = match expect {
         Expect::Infer => infer(file, &format, header, options.infer_records)?,
         Expect::Declared(expected) | Expect::Dataset(expected) => {
-            let found = first_record(file, &format)?;
             check_columns(&expected, &found, header)?;
             expected
         }
     };
 
     let mut sink = ParquetSink::new(target.clone())?;
-    let mut decoder = decoder(&target, &format, header, BATCH_ROWS);
+    let mut decoder = decoder(&target, &format, header, batch_rows(target.fields().len()));
     let mut reader = BufReader::with_capacity(READ_BUFFER, file);
     reader.seek(SeekFrom::Start(0))?;
     let mut offset = 0u64;

@@ -22,8 +22,31 @@ use crate::{
     options::{Format, IngestOptions},
 };
 
-/// Rows per Arrow batch while converting.
+/// Rows per Arrow batch while converting, for narrow data.
 const BATCH_ROWS: usize = 8192;
+
+/// Values per Arrow batch while converting: wide data gets fewer rows per
+/// batch, so a batch's memory follows its values and not its width times
+/// [`BATCH_ROWS`] (the CSV decoder alone keeps an offset per value of the
+/// batch it can hold).
+const BATCH_VALUES: usize = 1 << 18;
+
+/// Rows per batch for data `columns` wide.
+fn batch_rows(columns: usize) -> usize {
+    (BATCH_VALUES / columns.max(1)).clamp(1, BATCH_ROWS)
+}
+
+/// Refuses a body over `max` columns, before its rows cost anything.
+fn check_width(columns: usize, max: usize) -> Result<(), StoreError> {
+    if columns > max {
+        return Err(StoreError::BadInput {
+            line: Some(1),
+            column: None,
+            message: format!("the body has {columns} columns, over the limit of {max}"),
+        });
+    }
+    Ok(())
+}
 
 /// What the body's columns must be.
 #[derive(Debug, Clone)]
@@ -74,7 +97,7 @@ where
     tokio::task::spawn_blocking(move || match options.format {
         Format::Csv => csv::convert(&file, &options, expect),
         Format::Ndjson => ndjson::convert(&file, &options, expect),
-        Format::Parquet => parquet::convert(file, expect),
+        Format::Parquet => parquet::convert(file, &options, expect),
     })
     .await
     .map_err(|error| StoreError::Invariant(format!("ingestion task failed: {error}")))?

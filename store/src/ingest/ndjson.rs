@@ -19,7 +19,7 @@ use datafusion::arrow::{
 use serde_json::Value;
 
 use super::{
-    BATCH_ROWS, Converted, Expect, arrow_message,
+    Converted, Expect, arrow_message, batch_rows, check_width,
     lines::{Line, Lines},
     sink::ParquetSink,
 };
@@ -45,8 +45,10 @@ pub(super) fn convert(
         }
     };
 
+    check_width(target.fields().len(), options.max_columns)?;
+    let rows_per_batch = batch_rows(target.fields().len());
     let mut sink = ParquetSink::new(target.clone())?;
-    let mut decoder = decoder(&target, BATCH_ROWS)?;
+    let mut decoder = decoder(&target, rows_per_batch)?;
     let mut lines = Lines::new(file, 1, 0)?;
     // First line (number, offset) of the batch being decoded.
     let mut batch_start: Option<(u64, u64)> = None;
@@ -68,7 +70,7 @@ pub(super) fn convert(
                 batch_start = Some((line.number, line.offset));
             }
         }
-        if decoder.len() >= BATCH_ROWS {
+        if decoder.len() >= rows_per_batch {
             flush(&mut decoder, &mut sink).map_err(|error| locate(file, start, &target, error))?;
             batch_start = None;
         }

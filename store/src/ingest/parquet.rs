@@ -7,17 +7,23 @@ use datafusion::{
     arrow::error::ArrowError, parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder,
 };
 
-use super::{BATCH_ROWS, Converted, Expect, arrow_message, sink::ParquetSink};
+use super::{Converted, Expect, arrow_message, batch_rows, check_width, sink::ParquetSink};
 use crate::{
     error::StoreError,
+    options::IngestOptions,
     schema::{mismatch, normalize, same_columns},
 };
 
 /// Converts the Parquet file `file` (the footer is at its end, which is why
 /// the body had to be spooled first).
-pub(super) fn convert(file: File, expect: Expect) -> Result<Converted, StoreError> {
+pub(super) fn convert(
+    file: File,
+    options: &IngestOptions,
+    expect: Expect,
+) -> Result<Converted, StoreError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|error| StoreError::bad(format!("not a readable Parquet file: {error}")))?;
+    check_width(builder.schema().fields().len(), options.max_columns)?;
     let found = normalize(builder.schema())?;
     if let Expect::Declared(expected) | Expect::Dataset(expected) = &expect
         && !same_columns(expected, &found)
@@ -25,7 +31,7 @@ pub(super) fn convert(file: File, expect: Expect) -> Result<Converted, StoreErro
         return Err(mismatch(expected, &found));
     }
     let reader = builder
-        .with_batch_size(BATCH_ROWS)
+        .with_batch_size(batch_rows(found.fields().len()))
         .build()
         .map_err(|error| StoreError::bad(format!("not a readable Parquet file: {error}")))?;
     let mut sink = ParquetSink::new(found)?;
