@@ -3,19 +3,24 @@
 //! [`app`] builds the endpoint: the OpenAPI operations, Swagger UI at
 //! `/docs`, the spec at `/openapi.json`, latency metrics, and problem
 //! details for every error, including ones raised before an operation runs,
-//! and `Connection: close` on answers given before the request's body was
-//! read to its end.
+//! `Connection: close` on answers given before the request's body was
+//! read to its end, and a 400 for text that cannot be stored (a NUL, bytes
+//! that are not UTF-8).
 
 pub mod api;
 pub mod body_limit;
 pub mod metrics;
+pub mod plain_text;
 pub mod problem;
 pub mod scaling;
+pub mod spec;
 pub mod state;
 pub mod unread_body;
 pub mod waiters;
 
-use poem::{Endpoint, EndpointExt, Response, Route, http::StatusCode};
+use poem::{
+    Endpoint, EndpointExt, Response, Route, endpoint::make_sync, http::StatusCode, web::Html,
+};
 
 use crate::{metrics::Measure, problem::ApiError, state::AppState};
 
@@ -24,16 +29,28 @@ pub fn app(state: AppState) -> impl Endpoint<Output = Response> {
     let metrics = state.metrics.clone();
     let limits = state.limits.clone();
     let service = api::service(state);
-    let docs = service.swagger_ui();
-    let spec = service.spec_endpoint();
+    let raw = service.spec();
+    // The spec is generated from types, so failing to re-read it is a bug
+    // in this program, not something a request could cause.
+    #[allow(clippy::expect_used)]
+    let tidied = spec::tidy(&raw).expect("poem-openapi writes valid JSON");
+    // Swagger UI embeds the document it shows: the same one, tidied.
+    let docs_html = service.swagger_ui_html().replacen(&raw, &tidied, 1);
+    let docs = make_sync(move |_| Html(docs_html.clone()));
+    let document = make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(tidied.clone())
+    });
     Route::new()
-        .nest("/docs", docs)
-        .at("/openapi.json", spec)
+        .at("/docs", docs)
+        .at("/openapi.json", document)
         .nest("/", service)
         // For the operations' own middleware (the JSON body limit), which
         // poem-openapi builds without the state.
         .data(limits)
         .catch_all_error(|err: poem::Error| async move { problem_response(err) })
+        .around(plain_text::refuse_unstorable)
         .around(unread_body::close_if_unread)
         .with(Measure(metrics))
 }
@@ -56,7 +73,7 @@ fn problem_response(err: poem::Error) -> Response {
     api.into_problem_response(Some(status))
 }
 
-/// The OpenAPI document, as committed in `openapi.json`.
-pub fn openapi_json(state: AppState) -> String {
-    api::service(state).spec()
+/// The OpenAPI document, as committed in `openapi.json` and served.
+pub fn openapi_json(state: AppState) -> Result<String, serde_json::Error> {
+    spec::tidy(&api::service(state).spec())
 }

@@ -65,7 +65,13 @@ pub const WORKER_SETTINGS: &[Setting] = &[
         env: "CRUNCH_MEMORY_LIMIT_BYTES",
         flag: "memory-limit-bytes",
         default: "",
-        help: "query memory pool; beyond it queries spill to disk (default 60% of the cgroup limit)",
+        help: "query memory pool; beyond it queries spill to disk (default half the cgroup limit, else half of RAM over CRUNCH_ENGINES_PER_HOST)",
+    },
+    Setting {
+        env: "CRUNCH_ENGINES_PER_HOST",
+        flag: "engines-per-host",
+        default: "1",
+        help: "crunch processes with a query engine on this host, outside a container limit: each takes its share of RAM",
     },
     Setting {
         env: "CRUNCH_SPILL_DIR",
@@ -110,6 +116,7 @@ pub fn worker_options(config: &Config) -> Result<(WorkerOptions, EngineConfig), 
         memory_limit: config.parse("CRUNCH_MEMORY_LIMIT_BYTES")?,
         spill_dir: config.text("CRUNCH_SPILL_DIR").map(Into::into),
         threads: config.parse("CRUNCH_ENGINE_THREADS")?.unwrap_or(0),
+        engines_per_host: config.parse("CRUNCH_ENGINES_PER_HOST")?.unwrap_or(1),
         ..EngineConfig::default()
     };
     Ok((

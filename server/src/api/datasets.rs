@@ -23,9 +23,15 @@ pub struct DatasetsApi {
     pub state: AppState,
 }
 
-/// An upload body; its media type says how it is encoded.
+/// An upload body: the file, as `application/octet-stream` with `format`
+/// naming its encoding. `text/csv`, `application/x-ndjson` and
+/// `application/vnd.apache.parquet` bodies are taken too, the media type
+/// then naming the encoding (what `curl --data-binary` sends).
 #[derive(Debug, ApiRequest)]
 pub enum UploadBody {
+    /// The file; `format` says whether it is CSV, NDJSON or Parquet.
+    #[oai(content_type = "application/octet-stream")]
+    File(Binary<poem::Body>),
     /// CSV (see `delimiter`, `header`, `null`).
     #[oai(content_type = "text/csv")]
     Csv(Binary<poem::Body>),
@@ -51,7 +57,7 @@ problems! {
         400 => BadRequest: "A parameter is malformed.",
         404 => NotFound: "No such dataset (appending).",
         413 => TooLarge: "The body is over the upload limit.",
-        415 => UnsupportedMediaType: "The media type is not text/csv, application/x-ndjson or application/vnd.apache.parquet.",
+        415 => UnsupportedMediaType: "The media type is not application/octet-stream (with `format`), text/csv, application/x-ndjson or application/vnd.apache.parquet.",
         422 => Unprocessable: "The body is malformed; `errors` names the line and column.",
     }
 }
@@ -168,6 +174,7 @@ impl DatasetsApi {
             schema: q.schema.as_deref().map(parse_schema).transpose()?,
             max_bytes: self.state.limits.max_upload_bytes,
             max_line_bytes: self.state.limits.max_line_bytes,
+            max_columns: self.state.limits.max_columns,
             ..IngestOptions::new(format)
         })
     }
@@ -183,12 +190,26 @@ impl DatasetsApi {
         query: UploadQuery,
     ) -> Result<(IngestOptions, poem::Body), ApiError> {
         let (format, body) = match body {
+            UploadBody::File(b) => (declared_format(declared)?, b.0),
             UploadBody::Csv(b) => (Format::Csv, b.0),
             UploadBody::Ndjson(b) => (Format::Ndjson, b.0),
             UploadBody::Parquet(b) => (Format::Parquet, b.0),
         };
         check_format(declared, format)?;
         Ok((self.options(format, query)?, body))
+    }
+}
+
+/// The format of an `application/octet-stream` body, which only `format`
+/// can tell.
+fn declared_format(declared: Option<UploadFormat>) -> Result<Format, ApiError> {
+    match declared {
+        Some(UploadFormat::Csv) => Ok(Format::Csv),
+        Some(UploadFormat::Ndjson) => Ok(Format::Ndjson),
+        Some(UploadFormat::Parquet) => Ok(Format::Parquet),
+        None => Err(ApiError::BadRequest(
+            "an application/octet-stream upload needs `format` (csv, ndjson or parquet)".to_owned(),
+        )),
     }
 }
 
@@ -222,15 +243,17 @@ impl DatasetsApi {
         /// The dataset's name.
         #[oai(validator(min_length = 1, max_length = 200))]
         name: Query<String>,
-        /// Optional; must agree with the media type.
+        /// The body's encoding: required for `application/octet-stream`,
+        /// and otherwise, if given, must agree with the media type.
         format: Query<Option<UploadFormat>>,
         /// CSV field delimiter: one ASCII character, or `tab`.
         delimiter: Query<Option<String>>,
         /// Whether the CSV's first line names the columns.
         #[oai(default = "yes")]
         header: Query<bool>,
-        /// A string that means null in CSV (repeatable), e.g. `NA`.
-        null: Query<Vec<String>>,
+        /// A string that means null in CSV (repeatable), e.g. `NA`; by
+        /// default the empty field. Ignored for NDJSON and Parquet.
+        null: Query<Option<Vec<String>>>,
         /// Declared columns, `name:type,…` (types string, int64, float64,
         /// bool, date, timestamp); inferred when absent.
         schema: Query<Option<String>>,
@@ -242,7 +265,7 @@ impl DatasetsApi {
             UploadQuery {
                 delimiter: delimiter.0,
                 header: header.0,
-                null: null.0,
+                null: null.0.unwrap_or_default(),
                 schema: schema.0,
             },
         )?;
@@ -274,15 +297,17 @@ impl DatasetsApi {
         &self,
         /// The dataset's id.
         id: Path<Uuid>,
-        /// Optional; must agree with the media type.
+        /// The body's encoding: required for `application/octet-stream`,
+        /// and otherwise, if given, must agree with the media type.
         format: Query<Option<UploadFormat>>,
         /// CSV field delimiter: one ASCII character, or `tab`.
         delimiter: Query<Option<String>>,
         /// Whether the CSV's first line names the columns.
         #[oai(default = "yes")]
         header: Query<bool>,
-        /// A string that means null in CSV (repeatable).
-        null: Query<Vec<String>>,
+        /// A string that means null in CSV (repeatable); by default the
+        /// empty field. Ignored for NDJSON and Parquet.
+        null: Query<Option<Vec<String>>>,
         /// Declared columns, as for upload.
         schema: Query<Option<String>>,
         body: UploadBody,
@@ -293,7 +318,7 @@ impl DatasetsApi {
             UploadQuery {
                 delimiter: delimiter.0,
                 header: header.0,
-                null: null.0,
+                null: null.0.unwrap_or_default(),
                 schema: schema.0,
             },
         )?;
