@@ -17,6 +17,11 @@ use datafusion::{
 use super::Converted;
 use crate::error::StoreError;
 
+/// Above this many columns a body is written without the per-column
+/// state that costs memory regardless of its rows (see [`ParquetSink::new`]):
+/// at most 256 × 170 kB = 43 MB of it.
+const WIDE_COLUMNS: usize = 256;
+
 /// An anonymous Parquet file being written.
 pub(super) struct ParquetSink {
     writer: ArrowWriter<File>,
@@ -27,11 +32,23 @@ pub(super) struct ParquetSink {
 impl ParquetSink {
     /// A new file for rows of `schema` (normalized).
     pub(super) fn new(schema: SchemaRef) -> Result<Self, StoreError> {
-        // ZSTD at its default level: much smaller than Snappy on typical
-        // tabular data, and fast to decompress for the workers.
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
+        let properties = if schema.fields().len() <= WIDE_COLUMNS {
+            // ZSTD at its default level: much smaller than Snappy on typical
+            // tabular data, and fast to decompress for the workers.
+            WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build()
+        } else {
+            // Each column's writer holds a ZSTD context (96 kB) and a
+            // dictionary's hash table (74 kB) from its first row: 10,000
+            // columns would take 1.7 GB whatever the rows. Snappy keeps no
+            // context and plain encoding no table, so a wide body costs
+            // what its values cost.
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false)
+                .build()
+        };
         let writer = ArrowWriter::try_new(tempfile::tempfile()?, schema.clone(), Some(properties))?;
         Ok(ParquetSink {
             writer,
