@@ -71,3 +71,36 @@ async fn a_stopped_server_completes_every_request_in_flight_and_exits_0() {
         assert_eq!(env.job(reply.id()).await.state, JobState::Queued);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_answers_long_polls_at_once_with_the_job_as_it_is() {
+    let env = Env::start().await;
+    let mut server = env.server("server").await;
+    let api = server.api.clone();
+    let dataset = api.numbers().await;
+    let queued = api.submit_ok(&dataset, SLOW_QUERY, 1).await;
+
+    // Long-polls of a minute, longer than the server's 30 s shutdown
+    // timeout: without being woken they would hold the shutdown for all of
+    // it and then lose their connections.
+    let polls: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let api = api.clone();
+            let path = format!("/v1/jobs/{queued}?wait=60");
+            tokio::spawn(async move { api.get(&path).await })
+        })
+        .collect();
+    // On loopback they arrive at once. One that came after the signal
+    // would find the listener closed and fail the test below, so the pause
+    // can only make the test fail, never pass wrongly.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.proc.signal("TERM");
+    // Far less than the shutdown timeout: the polls were answered at once.
+    let status = server.proc.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.success(), "the server exited with {status}");
+    for poll in join_all(polls).await {
+        let reply = poll.expect("a request task").expect("a complete response");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["state"], "queued", "{}", reply.body);
+    }
+}
