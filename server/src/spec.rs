@@ -22,6 +22,9 @@
 //!   {default}]`, which openapi-python-client refuses and drops the
 //!   operation for; it becomes a plain `$ref`, the default in the
 //!   description.
+//! - A text response (`text/csv`) is `string` with `format: binary`, which
+//!   openapi-python-client reads into bytes from the decoded text and
+//!   fails; it is a plain `string`.
 //! - Uploads are declared as `application/octet-stream` only, with
 //!   `format` naming the encoding: openapi-python-client cannot send any
 //!   other raw media type and drops the operation. The server also takes
@@ -151,6 +154,23 @@ fn tidy_operation(operation: &mut Value) {
             tidy_parameter(parameter);
         }
     }
+    if let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    {
+        for response in responses.values_mut() {
+            let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for (media_type, body) in content.iter_mut() {
+                if media_type.starts_with("text/")
+                    && let Some(schema) = body.get_mut("schema").and_then(Value::as_object_mut)
+                {
+                    schema.remove("format");
+                }
+            }
+        }
+    }
     let Some(content) = operation
         .pointer_mut("/requestBody/content")
         .and_then(Value::as_object_mut)
@@ -210,6 +230,9 @@ mod tests {
             "paths": {"/r": {"get": {
                 "parameters": [{"name": "format", "in": "query", "required": false,
                     "schema": {"allOf": [{"$ref": "#/components/schemas/F"}, {"default": "json"}]}}],
+                "responses": {"200": {"content": {
+                    "text/csv": {"schema": {"type": "string", "format": "binary"}}
+                }}},
                 "requestBody": {"content": {
                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                     "text/csv": {"schema": {"type": "string", "format": "binary"}}
@@ -239,6 +262,10 @@ mod tests {
         assert_eq!(
             get["parameters"][0]["description"],
             json!("Default: \"json\".")
+        );
+        assert_eq!(
+            get["responses"]["200"]["content"]["text/csv"]["schema"],
+            json!({"type": "string"})
         );
         let content = get["requestBody"]["content"].as_object().unwrap();
         assert_eq!(

@@ -1,0 +1,314 @@
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.dataset_created import DatasetCreated
+from ...models.problem import Problem
+from ...models.upload_format import UploadFormat
+from ...types import UNSET, File, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    body: File,
+    name: str,
+    format_: UploadFormat | Unset = UNSET,
+    delimiter: str | Unset = UNSET,
+    header: bool | Unset = True,
+    null: list[str] | Unset = UNSET,
+    schema: str | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    params: dict[str, Any] = {}
+
+    params["name"] = name
+
+    json_format_: str | Unset = UNSET
+    if not isinstance(format_, Unset):
+        json_format_ = format_.value
+
+    params["format"] = json_format_
+
+    params["delimiter"] = delimiter
+
+    params["header"] = header
+
+    json_null: list[str] | Unset = UNSET
+    if not isinstance(null, Unset):
+        json_null = null
+
+    params["null"] = json_null
+
+    params["schema"] = schema
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/datasets",
+        "params": params,
+    }
+
+    _kwargs["content"] = body.payload
+    headers["Content-Type"] = "application/octet-stream"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> DatasetCreated | Problem | None:
+    if response.status_code == 201:
+        response_201 = DatasetCreated.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Problem.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 500:
+        response_500 = Problem.from_dict(response.json())
+
+        return response_500
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[DatasetCreated | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    body: File,
+    name: str,
+    format_: UploadFormat | Unset = UNSET,
+    delimiter: str | Unset = UNSET,
+    header: bool | Unset = True,
+    null: list[str] | Unset = UNSET,
+    schema: str | Unset = UNSET,
+) -> Response[DatasetCreated | Problem]:
+    """Upload a dataset.
+
+     The body is streamed to disk, checked in full, converted to Parquet
+    and stored; only then does the dataset exist. A malformed row is
+    answered 422 naming its line and column, and nothing is stored.
+
+    Args:
+        name (str):
+        format_ (UploadFormat | Unset): How an upload's body is encoded.
+        delimiter (str | Unset):
+        header (bool | Unset):  Default: True.
+        null (list[str] | Unset):
+        schema (str | Unset):
+        body (File):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[DatasetCreated | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        name=name,
+        format_=format_,
+        delimiter=delimiter,
+        header=header,
+        null=null,
+        schema=schema,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient | Client,
+    body: File,
+    name: str,
+    format_: UploadFormat | Unset = UNSET,
+    delimiter: str | Unset = UNSET,
+    header: bool | Unset = True,
+    null: list[str] | Unset = UNSET,
+    schema: str | Unset = UNSET,
+) -> DatasetCreated | Problem | None:
+    """Upload a dataset.
+
+     The body is streamed to disk, checked in full, converted to Parquet
+    and stored; only then does the dataset exist. A malformed row is
+    answered 422 naming its line and column, and nothing is stored.
+
+    Args:
+        name (str):
+        format_ (UploadFormat | Unset): How an upload's body is encoded.
+        delimiter (str | Unset):
+        header (bool | Unset):  Default: True.
+        null (list[str] | Unset):
+        schema (str | Unset):
+        body (File):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        DatasetCreated | Problem
+    """
+
+    return sync_detailed(
+        client=client,
+        body=body,
+        name=name,
+        format_=format_,
+        delimiter=delimiter,
+        header=header,
+        null=null,
+        schema=schema,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient | Client,
+    body: File,
+    name: str,
+    format_: UploadFormat | Unset = UNSET,
+    delimiter: str | Unset = UNSET,
+    header: bool | Unset = True,
+    null: list[str] | Unset = UNSET,
+    schema: str | Unset = UNSET,
+) -> Response[DatasetCreated | Problem]:
+    """Upload a dataset.
+
+     The body is streamed to disk, checked in full, converted to Parquet
+    and stored; only then does the dataset exist. A malformed row is
+    answered 422 naming its line and column, and nothing is stored.
+
+    Args:
+        name (str):
+        format_ (UploadFormat | Unset): How an upload's body is encoded.
+        delimiter (str | Unset):
+        header (bool | Unset):  Default: True.
+        null (list[str] | Unset):
+        schema (str | Unset):
+        body (File):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[DatasetCreated | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        body=body,
+        name=name,
+        format_=format_,
+        delimiter=delimiter,
+        header=header,
+        null=null,
+        schema=schema,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient | Client,
+    body: File,
+    name: str,
+    format_: UploadFormat | Unset = UNSET,
+    delimiter: str | Unset = UNSET,
+    header: bool | Unset = True,
+    null: list[str] | Unset = UNSET,
+    schema: str | Unset = UNSET,
+) -> DatasetCreated | Problem | None:
+    """Upload a dataset.
+
+     The body is streamed to disk, checked in full, converted to Parquet
+    and stored; only then does the dataset exist. A malformed row is
+    answered 422 naming its line and column, and nothing is stored.
+
+    Args:
+        name (str):
+        format_ (UploadFormat | Unset): How an upload's body is encoded.
+        delimiter (str | Unset):
+        header (bool | Unset):  Default: True.
+        null (list[str] | Unset):
+        schema (str | Unset):
+        body (File):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        DatasetCreated | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            body=body,
+            name=name,
+            format_=format_,
+            delimiter=delimiter,
+            header=header,
+            null=null,
+            schema=schema,
+        )
+    ).parsed
