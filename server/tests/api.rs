@@ -382,3 +382,56 @@ async fn a_memory_limited_aggregation_spills_and_still_succeeds() {
         "the aggregation did not spill: {spilled:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_cannot_plan_is_refused_at_submit_and_one_that_can_runs() {
+    let app = spawn_app().await;
+    let dataset = app.dataset("numbers", "x\n1\n2\n4\n").await;
+    let inputs = json!([{"table": "t", "dataset": dataset}]);
+    for (query, said) in [
+        ("SELECT nope FROM t", "unknown column nope"),
+        ("SELECT x + 'a' FROM t", "invalid query"),
+        ("SELECT frobnicate(x) FROM t", "frobnicate"),
+    ] {
+        let (status, problem) = app
+            .post(
+                "/v1/jobs",
+                json!({"inputs": inputs, "analysis": {"type": "sql", "query": query}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{query}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(said), "{query}: {problem}");
+        assert_eq!(
+            problem["errors"][0]["column"], "analysis.query",
+            "{problem}"
+        );
+    }
+    // In a batch, the culprit is named and nothing is queued.
+    let good = json!({"inputs": inputs, "analysis": {"type": "sql", "query": "SELECT x FROM t"}});
+    let bad = json!({"inputs": inputs, "analysis": {"type": "sql", "query": "SELECT y FROM t"}});
+    let (status, problem) = app
+        .post("/v1/job-batches", json!({"jobs": [good, bad]}))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("jobs[1]: "),
+        "{problem}"
+    );
+    let (_, page) = app.get("/v1/jobs").await;
+    assert_eq!(page["items"], json!([]), "{page}");
+
+    // Two aggregates DataFusion alone would name alike (a cast does not show
+    // in a name): accepted, and both are the mean, 7 / 3.
+    let job = app
+        .run(
+            inputs,
+            json!({"type": "sql", "query": "SELECT avg(x) AS avg_x, avg(CAST(x AS DOUBLE)) AS avg_double FROM t"}),
+        )
+        .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let rows = app.rows(job["id"].as_str().unwrap()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(close(&rows[0]["avg_x"], 7.0 / 3.0), "{rows:?}");
+    assert!(close(&rows[0]["avg_double"], 7.0 / 3.0), "{rows:?}");
+}

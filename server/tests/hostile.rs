@@ -1141,15 +1141,14 @@ async fn text_with_a_nul_or_bytes_that_are_not_utf8_is_400_and_named() {
     keyed["idempotency_key"] = json!("k\u{0}z");
     let jobs = [
         ("an idempotency key", "/idempotency_key", keyed),
-        (
-            "SQL text",
-            "/analysis/query",
-            sql(&inputs, "SELECT 1\u{0}"),
-        ),
+        ("SQL text", "/analysis/query", sql(&inputs, "SELECT 1\u{0}")),
         (
             "an input's table name",
             "/inputs/0/table",
-            sql(&json!([{"table": "n\u{0}", "dataset": existing}]), "SELECT 1"),
+            sql(
+                &json!([{"table": "n\u{0}", "dataset": existing}]),
+                "SELECT 1",
+            ),
         ),
         (
             "a summary column",
@@ -1174,8 +1173,13 @@ async fn text_with_a_nul_or_bytes_that_are_not_utf8_is_400_and_named() {
         );
     }
     cases.extend([
-        upload("a NUL in a CSV header", "", "text/csv", b"a\0b,c\n1,2\n".to_vec())
-            .expect(422, &["nul", "line 1"]),
+        upload(
+            "a NUL in a CSV header",
+            "",
+            "text/csv",
+            b"a\0b,c\n1,2\n".to_vec(),
+        )
+        .expect(422, &["nul", "line 1"]),
         upload(
             "a NUL in an NDJSON key",
             "",
@@ -1219,7 +1223,10 @@ async fn text_with_a_nul_or_bytes_that_are_not_utf8_is_400_and_named() {
     assert_eq!(response.status(), 400);
     let text = response.text().await.unwrap();
     assert!(text.contains("content-type header is not UTF-8"), "{text}");
-    assert_eq!(holdings(&app).await.datasets.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        holdings(&app).await.datasets.as_array().map(Vec::len),
+        Some(1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,9 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use crunch_worker::engine::{DEFAULT_MAX_SQL_BYTES, EngineError, check_sql as check_sql_text};
+use crunch_worker::engine::{
+    DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql as check_sql_text,
+};
 
 use super::{
     ApiTags, convert,
@@ -137,6 +139,30 @@ pub enum GetResultResponse {
     Ok(ResultContent),
 }
 
+/// A job's result as CSV, for clients that cannot pick a media type.
+#[derive(Debug, ApiResponse)]
+pub enum CsvResultResponse {
+    /// All rows as CSV with a header line, streamed.
+    #[oai(status = 200, content_type = "text/csv")]
+    Ok(Binary<poem::Body>),
+}
+
+/// A job's result as its Parquet file, for clients that cannot pick a
+/// media type.
+#[derive(Debug, ApiResponse)]
+pub enum ParquetResultResponse {
+    /// The result's Parquet file, streamed. Declared and sent as
+    /// `application/octet-stream`, the one binary type every generated
+    /// client reads as bytes.
+    #[oai(status = 200, content_type = "application/octet-stream")]
+    Ok(
+        Binary<poem::Body>,
+        /// `attachment; filename="<job id>.parquet"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
 problems! {
     /// Why the result could not be fetched.
     GetResultError {
@@ -200,8 +226,8 @@ impl JobsApi {
     ) -> Result<SubmitJobResponse, SubmitJobError> {
         let tenant = self.state.tenant();
         let new = convert::new_job(tenant, &body.0)?;
-        check_sql(&body.0).await?;
-        self.check_datasets(&body.0).await?;
+        let inputs = self.check_datasets(&body.0).await?;
+        check_sql(&body.0, inputs).await?;
         let enqueued = self
             .state
             .queue
@@ -237,8 +263,8 @@ impl JobsApi {
         for (n, job) in body.0.jobs.iter().enumerate() {
             let at = |e: ApiError| e.in_batch(n);
             let new = convert::new_job(tenant, job).map_err(at)?;
-            check_sql(job).await.map_err(at)?;
-            self.check_datasets(job).await.map_err(at)?;
+            let inputs = self.check_datasets(job).await.map_err(at)?;
+            check_sql(job, inputs).await.map_err(at)?;
             jobs.push(new);
         }
         let enqueued = self
@@ -380,32 +406,7 @@ impl JobsApi {
         )]
         limit: Query<u32>,
     ) -> Result<GetResultResponse, GetResultError> {
-        let tenant = self.state.tenant();
-        let id = JobId(id.0);
-        let job = self
-            .state
-            .queue
-            .get(tenant, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-        if job.state != crunch_queue::JobState::Succeeded {
-            return Err(ApiError::Conflict(format!(
-                "job {id} is {}; only a succeeded job has a result",
-                job.state
-            ))
-            .into());
-        }
-        // The attempt that succeeded recorded where it wrote its result.
-        let path = job
-            .result
-            .as_ref()
-            .and_then(|r| r.get("path"))
-            .and_then(serde_json::Value::as_str)
-            .map(object_store::path::Path::from)
-            .ok_or_else(|| {
-                ApiError::Internal(format!("succeeded job {id} records no result path"))
-            })?;
+        let path = self.result_path(JobId(id.0)).await?;
         let objects = self.state.store.objects();
         Ok(match format.0 {
             ResultFormat::Parquet => GetResultResponse::Ok(ResultContent::Parquet(Binary(
@@ -427,6 +428,71 @@ impl JobsApi {
             }
         })
     }
+
+    /// Download a job's result as CSV: the same as `getJobResult` with
+    /// `format=csv`, as an operation of its own, whose one media type
+    /// every generated client can read.
+    #[oai(
+        path = "/v1/jobs/:id/result.csv",
+        method = "get",
+        operation_id = "downloadJobResultCsv"
+    )]
+    async fn download_csv(&self, id: Path<Uuid>) -> Result<CsvResultResponse, GetResultError> {
+        let path = self.result_path(JobId(id.0)).await?;
+        let body = results::csv(self.state.store.objects(), &path).await?;
+        Ok(CsvResultResponse::Ok(Binary(body)))
+    }
+
+    /// Download a job's result as its Parquet file: the same file as
+    /// `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    #[oai(
+        path = "/v1/jobs/:id/result.parquet",
+        method = "get",
+        operation_id = "downloadJobResultParquet"
+    )]
+    async fn download_parquet(
+        &self,
+        id: Path<Uuid>,
+    ) -> Result<ParquetResultResponse, GetResultError> {
+        let path = self.result_path(JobId(id.0)).await?;
+        let body = results::parquet(self.state.store.objects(), &path).await?;
+        Ok(ParquetResultResponse::Ok(
+            Binary(body),
+            format!("attachment; filename=\"{}.parquet\"", id.0),
+        ))
+    }
+}
+
+impl JobsApi {
+    /// Where a succeeded job's result file is: 404 for no such job, 409
+    /// for a job without a result.
+    async fn result_path(&self, id: JobId) -> Result<object_store::path::Path, ApiError> {
+        let tenant = self.state.tenant();
+        let job = self
+            .state
+            .queue
+            .get(tenant, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
+        if job.state != crunch_queue::JobState::Succeeded {
+            return Err(ApiError::Conflict(format!(
+                "job {id} is {}; only a succeeded job has a result",
+                job.state
+            )));
+        }
+        // The attempt that succeeded recorded where it wrote its result.
+        let path = job
+            .result
+            .as_ref()
+            .and_then(|r| r.get("path"))
+            .and_then(serde_json::Value::as_str)
+            .map(object_store::path::Path::from)
+            .ok_or_else(|| {
+                ApiError::Internal(format!("succeeded job {id} records no result path"))
+            })?;
+        Ok(path)
+    }
 }
 
 fn default_limit() -> i64 {
@@ -442,15 +508,16 @@ fn default_format() -> ResultFormat {
 }
 
 /// Checks an SQL analysis as far as it can be checked before it runs (see
-/// [`crunch_worker::engine::check_sql`]): a query that is not one
-/// read-only query, is too long or too deep, or reads a table that is not
-/// among the job's inputs is answered 422 now, and never queued.
-async fn check_sql(job: &NewJob) -> Result<(), ApiError> {
+/// [`crunch_worker::engine::check_sql`]), over `inputs`, the job's tables
+/// with their datasets' schemas: a query that is not one read-only query,
+/// is too long or too deep, reads a table that is not among the job's
+/// inputs, or does not plan over them (an unknown column, a type error) is
+/// answered 422 now, and never queued.
+async fn check_sql(job: &NewJob, inputs: Vec<TableInput>) -> Result<(), ApiError> {
     let Analysis::Sql(sql) = &job.analysis.0 else {
         return Ok(());
     };
-    let tables = job.inputs.iter().map(|i| String::clone(&i.table)).collect();
-    let error = match check_sql_text(String::clone(&sql.query), tables, DEFAULT_MAX_SQL_BYTES).await
+    let error = match check_sql_text(String::clone(&sql.query), inputs, DEFAULT_MAX_SQL_BYTES).await
     {
         Ok(()) => return Ok(()),
         Err(error) => error,
@@ -463,6 +530,13 @@ async fn check_sql(job: &NewJob) -> Result<(), ApiError> {
                  (a query sees only its inputs, under their `table` names)"
             ),
             format!("unknown table {table}"),
+        ),
+        EngineError::UnknownColumn(column) => (
+            format!(
+                "invalid query: unknown column {column} \
+                 (an input's columns are its dataset's columns)"
+            ),
+            format!("unknown column {column}"),
         ),
         other => return Err(ApiError::Internal(format!("checking a query: {other}"))),
     };
@@ -478,15 +552,17 @@ async fn check_sql(job: &NewJob) -> Result<(), ApiError> {
 
 impl JobsApi {
     /// Every input names a dataset this tenant has: a clear 422 at submit
-    /// beats a failed job later.
-    async fn check_datasets(&self, job: &NewJob) -> Result<(), ApiError> {
+    /// beats a failed job later. Returns the inputs as the engine sees them
+    /// (table name and dataset schema, no files) for [`check_sql`].
+    async fn check_datasets(&self, job: &NewJob) -> Result<Vec<TableInput>, ApiError> {
+        let mut inputs = Vec::with_capacity(job.inputs.len());
         for input in &job.inputs {
             let found = self
                 .state
                 .store
                 .get(self.state.tenant(), crunch_store::DatasetId(input.dataset))
                 .await?;
-            if found.is_none() {
+            let Some((dataset, _parts)) = found else {
                 return Err(ApiError::Unprocessable {
                     detail: format!(
                         "input {:?} names dataset {}, which does not exist",
@@ -498,8 +574,15 @@ impl JobsApi {
                         message: format!("unknown dataset {}", input.dataset),
                     }],
                 });
-            }
+            };
+            // The schema a run reads the dataset with (the worker takes it
+            // from the same catalog row when the job starts).
+            inputs.push(TableInput {
+                name: String::clone(&input.table),
+                schema: dataset.schema,
+                files: Vec::new(),
+            });
         }
-        Ok(())
+        Ok(inputs)
     }
 }

@@ -8,6 +8,7 @@
 //! inputs and nothing else (see `session`).
 
 mod analyses;
+mod avg;
 mod error;
 mod execution;
 mod memory;
@@ -63,9 +64,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// DataFusion memory pool size in bytes, shared by concurrent runs.
-    /// None: 60% of the cgroup memory limit (`/sys/fs/cgroup/memory.max`,
+    /// None: half the cgroup memory limit (`/sys/fs/cgroup/memory.max`,
     /// or cgroup v1's `memory.limit_in_bytes`), else half the machine's
-    /// memory (`/proc/meminfo`).
+    /// memory (`/proc/meminfo`) divided by `engines_per_host`.
     pub memory_limit: Option<usize>,
     /// Where spill files go (created if missing); None: the OS temp dir.
     pub spill_dir: Option<PathBuf>,
@@ -79,6 +80,11 @@ pub struct EngineConfig {
     pub batch_size: usize,
     /// Longest SQL text accepted, in bytes (default 100 kB).
     pub max_sql_bytes: usize,
+    /// Processes with an engine that share this machine when no container
+    /// limit bounds this one (0 means 1): the default pool is this
+    /// process's share of the machine, and a pool that would make them
+    /// together promise more than the machine has is warned about.
+    pub engines_per_host: usize,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +96,7 @@ impl Default for EngineConfig {
             target_partitions: 0,
             batch_size: DEFAULT_BATCH_SIZE,
             max_sql_bytes: DEFAULT_MAX_SQL_BYTES,
+            engines_per_host: 1,
         }
     }
 }
@@ -97,8 +104,12 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The configuration with every zero replaced by its default.
     fn resolved(mut self) -> Self {
-        if self.memory_limit.is_none() {
-            self.memory_limit = Some(memory::default_memory_limit());
+        let share = memory::HostShare::detect(self.engines_per_host);
+        let pool = *self
+            .memory_limit
+            .get_or_insert_with(|| share.default_pool());
+        if let Some(warning) = share.overcommit(pool) {
+            tracing::warn!("memory overcommitted: {warning}");
         }
         if self.threads == 0 {
             self.threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
@@ -118,25 +129,43 @@ impl EngineConfig {
 
 /// Checks an SQL analysis before it is queued, without its data: the
 /// checks a run makes before planning (length within `max_sql_bytes`, one
-/// read-only query, nesting within the limits), and that every table it
-/// reads is one of `tables`, the job's input names. What it rejects, a run
-/// would reject with the same error; what it accepts may still fail to plan
-/// (an unknown column, a type error).
+/// read-only query, nesting within the limits, every table it reads one of
+/// `inputs`), then the planning itself, exactly as a run plans, over
+/// `inputs` as empty tables with their schemas (their `files` are not
+/// read). So a query this accepts does not fail to run for a reason
+/// visible before its data is read: an unknown column, a type error or an
+/// unknown function is an error here ([`EngineError::UnknownColumn`] or
+/// [`EngineError::InvalidQuery`]), as a too long or DDL query is.
 ///
-/// Parsing and dropping a deeply nested query recurses, so the check runs
-/// on a thread of its own with the engine threads' stack, never on the
-/// caller's.
+/// Parsing, planning and dropping a deeply nested query recurse, so the
+/// check runs on a thread of its own with the engine threads' stack, never
+/// on the caller's. Planning a legal query can take a while (a long chain
+/// of terms takes DataFusion's optimizer seconds in a debug build), so at
+/// most as many checks as there are cores plan at once: a burst of submits
+/// waits its turn instead of taking every core of the caller's machine.
 pub async fn check_sql(
     query: String,
-    tables: Vec<String>,
+    inputs: Vec<TableInput>,
     max_sql_bytes: usize,
 ) -> Result<(), EngineError> {
+    static CHECKS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| {
+            let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+            Arc::new(tokio::sync::Semaphore::new(cores))
+        });
+    let permit = Arc::clone(&CHECKS)
+        .acquire_owned()
+        .await
+        .map_err(|_| EngineError::Execution("the SQL checks are closed".into()))?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("crunch-sql-check".into())
         .stack_size(ENGINE_STACK_BYTES)
         .spawn(move || {
-            let _ = sender.send(sql::check(&query, &tables, max_sql_bytes));
+            let _ = sender.send(sql::check_planned(&query, inputs, max_sql_bytes));
+            // Held by the thread, not the caller: a caller that gave up
+            // waiting does not stop the planning.
+            drop(permit);
         })?;
     receiver.await.unwrap_or_else(|_| {
         Err(EngineError::Execution(
@@ -215,7 +244,7 @@ impl Engine {
         let config = config.resolved();
         let memory_limit = config
             .memory_limit
-            .unwrap_or_else(memory::default_memory_limit);
+            .unwrap_or_else(|| memory::HostShare::detect(config.engines_per_host).default_pool());
         let mode = match &config.spill_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;

@@ -5,7 +5,8 @@
 //! store registry holds the run's store alone (DataFusion's default local
 //! filesystem store is removed), there are no URL tables, no
 //! information_schema and no caches shared with other runs, so a query can
-//! read its inputs and nothing more.
+//! read its inputs and nothing more. Its `avg` (and `mean`) is
+//! [`super::avg::RoundedAvg`], which rounds decimal averages.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -18,6 +19,7 @@ use datafusion::{
         listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
     },
     execution::{
+        FunctionRegistry,
         cache::cache_manager::CacheManagerConfig,
         object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl},
         runtime_env::{RuntimeEnv, RuntimeEnvBuilder},
@@ -64,7 +66,10 @@ pub(crate) async fn session(
     .min(options.execution.sort_spill_reservation_bytes);
     options.sql_parser.recursion_limit =
         datafusion::common::config::ConfigNonZeroUsize::try_new(super::sql::RECURSION_LIMIT)?;
-    let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+    let mut ctx = SessionContext::new_with_config_rt(session_config, runtime);
+    // Replaces the built-in under its name and alias, so SQL `avg` and
+    // `mean` (also as window functions) resolve to it.
+    FunctionRegistry::register_udaf(&mut ctx, super::avg::avg_udaf())?;
 
     let mut names = HashSet::new();
     for input in inputs {

@@ -6,13 +6,30 @@
 //! [`SQLOptions`] (no DDL, DML or statements) as a second line of defence,
 //! e.g. against `SELECT ... INTO`, which parses as a query but plans as
 //! `CREATE TABLE`.
+//!
+//! A cast does not show in DataFusion's column names (apache/datafusion
+//! #18975), so `SELECT avg(x) AS a, avg(CAST(x AS DOUBLE)) AS b` puts two
+//! aggregates named `avg(t.x)` in one plan node, which DataFusion refuses
+//! even though the query aliases them. Such a query is planned a second
+//! time with its casts named ([`NameCasts`]); every query that plans the
+//! first time keeps its column names.
 
-use std::ops::ControlFlow;
+use std::{num::NonZeroUsize, ops::ControlFlow, sync::Arc};
 
 use datafusion::{
-    common::DataFusionError,
+    common::{DataFusionError, SchemaError, tree_node::TreeNode},
     dataframe::DataFrame,
-    execution::context::SQLOptions,
+    execution::{
+        FunctionRegistry, SessionState,
+        context::SQLOptions,
+        disk_manager::{DiskManagerBuilder, DiskManagerMode},
+        object_store::ObjectStoreUrl,
+        runtime_env::RuntimeEnvBuilder,
+    },
+    logical_expr::{
+        Expr as LogicalExpr, LogicalPlan,
+        planner::{ExprPlanner, PlannerResult, RawAggregateExpr, RawWindowExpr},
+    },
     prelude::{SessionConfig, SessionContext},
     sql::{
         parser::{DFParserBuilder, Statement},
@@ -24,7 +41,7 @@ use datafusion::{
     },
 };
 
-use super::EngineError;
+use super::{EngineConfig, EngineError, TableInput, execution::Stop, session, yielding};
 
 /// How deeply the parser may nest parentheses, expressions and subqueries
 /// while it recurses: enough for any hand-written or generated query, and
@@ -58,7 +75,7 @@ pub(crate) async fn plan(
         }
     }
 
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = plan_statement(state, statement).await?;
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -68,15 +85,172 @@ pub(crate) async fn plan(
     Ok(ctx.execute_logical_plan(plan).await?)
 }
 
-/// Checks what can be checked of `query` without its data, exactly as a
-/// run would: its length, that it is one read-only query within the
-/// nesting limits, and that every table it reads is one of `tables` (the
-/// run's input names). Column names and types need the inputs' schemas
-/// and are left to the run.
+/// Plans `statement`; if its plan would hold two expressions of one name,
+/// plans it again with the casts in aggregate and window arguments named
+/// ([`NameCasts`]). A clash that is not a cast's comes back from the
+/// second attempt as the error to report.
+async fn plan_statement(
+    mut state: SessionState,
+    statement: Statement,
+) -> Result<LogicalPlan, DataFusionError> {
+    match state.statement_to_plan(statement.clone()).await {
+        Err(error) if is_name_clash(&error) => {
+            // `state` is the run's copy: the session itself is unchanged.
+            state.register_expr_planner(Arc::new(NameCasts))?;
+            state.statement_to_plan(statement).await
+        }
+        other => other,
+    }
+}
+
+/// Whether `error` is the refusal of a plan node whose expressions share a
+/// name, which a cast (invisible in names) can cause.
+fn is_name_clash(error: &DataFusionError) -> bool {
+    match error.find_root() {
+        DataFusionError::SchemaError(schema_error, _) => matches!(
+            **schema_error,
+            SchemaError::DuplicateUnqualifiedField { .. }
+                | SchemaError::DuplicateQualifiedField { .. }
+        ),
+        // Window nodes check names themselves (LogicalPlanBuilder's
+        // `validate_unique_names`).
+        DataFusionError::Plan(message) => message.contains("require unique expression names"),
+        _ => false,
+    }
+}
+
+/// Names every aggregate or window argument that contains a cast by its
+/// `Display` form, which shows the cast (`CAST(t.x AS Float64)`), so that
+/// `avg(x)` and `avg(CAST(x AS DOUBLE))` get distinct names. An alias
+/// inside an argument does not change its value: the analyzer, optimizer
+/// and physical planner look through it.
+#[derive(Debug)]
+struct NameCasts;
+
+impl ExprPlanner for NameCasts {
+    fn plan_aggregate(
+        &self,
+        mut expr: RawAggregateExpr,
+    ) -> Result<PlannerResult<RawAggregateExpr>, DataFusionError> {
+        expr.args = name_casts(expr.args)?;
+        Ok(PlannerResult::Original(expr))
+    }
+
+    fn plan_window(
+        &self,
+        mut expr: RawWindowExpr,
+    ) -> Result<PlannerResult<RawWindowExpr>, DataFusionError> {
+        expr.args = name_casts(expr.args)?;
+        Ok(PlannerResult::Original(expr))
+    }
+}
+
+/// `args`, those with a cast inside aliased by their `Display` form.
+fn name_casts(args: Vec<LogicalExpr>) -> Result<Vec<LogicalExpr>, DataFusionError> {
+    args.into_iter()
+        .map(|arg| {
+            let hidden = !matches!(arg, LogicalExpr::Alias(_))
+                && arg
+                    .exists(|e| Ok(matches!(e, LogicalExpr::Cast(_) | LogicalExpr::TryCast(_))))?;
+            Ok(if hidden {
+                let name = arg.to_string();
+                arg.alias(name)
+            } else {
+                arg
+            })
+        })
+        .collect()
+}
+
+/// The submit-time check of an SQL analysis: everything a run does before
+/// it reads data. First what [`check`] checks (length, one read-only query,
+/// nesting, table names), then the query is planned exactly as a run plans
+/// it: the run's own session over `inputs` as empty tables with their
+/// schemas (their files are ignored), [`plan`], the analyzer and optimizer,
+/// the physical planner and the run's cooperative rewrite. So an unknown
+/// column, a type error or an unknown function is reported now.
+///
+/// Planning reads no data and no store, and its memory is not limited, so
+/// every failure of it is the query's: one the run would classify as a
+/// (retryable) execution failure is an invalid query here.
+///
+/// Recursive, like the parser and the drop of a deep expression tree, and
+/// blocking (it runs its own current-thread runtime): call it through
+/// [`super::check_sql`], which gives it a thread with the stack the
+/// engine's threads have.
+pub(crate) fn check_planned(
+    query: &str,
+    inputs: Vec<TableInput>,
+    max_bytes: usize,
+) -> Result<(), EngineError> {
+    let tables: Vec<String> = inputs.iter().map(|input| input.name.clone()).collect();
+    // Cheap, and what it rejects (a long or deep query, DDL, another
+    // table) gets its own error without a session being built.
+    check(query, &tables, max_bytes)?;
+    let inputs: Vec<TableInput> = inputs
+        .into_iter()
+        .map(|input| TableInput {
+            files: Vec::new(),
+            ..input
+        })
+        .collect();
+    // A current-thread runtime runs the planning on this thread, with its
+    // stack; planning does no I/O, so no drivers are needed.
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime
+        .block_on(plan_over_empty_tables(query, &inputs, max_bytes))
+        .map_err(|error| match error {
+            EngineError::Execution(message) => {
+                EngineError::InvalidQuery(format!("the query cannot be planned: {message}"))
+            }
+            EngineError::Evaluation(message) => {
+                EngineError::InvalidQuery(format!("the query fails while it is planned: {message}"))
+            }
+            other => other,
+        })
+}
+
+/// [`check_planned`] after the text checks: a session like a run's over
+/// `inputs` (without files), then the run's planning up to the physical
+/// plan it would execute.
+async fn plan_over_empty_tables(
+    query: &str,
+    inputs: &[TableInput],
+    max_bytes: usize,
+) -> Result<(), EngineError> {
+    // Not the engine's runtime environment (the server has none): an
+    // unlimited pool and no spill directory, which planning never uses.
+    let env = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build()?;
+    // The engine's defaults: the worker's own settings are not known here,
+    // and none of them decides whether a query plans.
+    let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let config = EngineConfig {
+        threads,
+        target_partitions: threads,
+        max_sql_bytes: max_bytes,
+        ..EngineConfig::default()
+    };
+    let url = ObjectStoreUrl::parse("crunch-check://inputs")?;
+    let objects = Arc::new(object_store::memory::InMemory::new());
+    let ctx = session::session(&env, &config, objects, &url, inputs).await?;
+    let df = plan(&ctx, query, max_bytes).await?;
+    let physical = df.create_physical_plan().await?;
+    let (_trigger, stop) = Stop::new();
+    yielding::cooperative(physical, &stop)?;
+    Ok(())
+}
+
+/// Checks what can be checked of `query` without its inputs' schemas,
+/// exactly as a run would: its length, that it is one read-only query
+/// within the nesting limits, and that every table it reads is one of
+/// `tables` (the run's input names). [`check_planned`] goes on to plan it.
 ///
 /// Recursive, like the parser and the drop of a deep expression tree: call
-/// it through [`super::check_sql`], which gives it the stack the engine's
-/// threads have.
+/// it on a thread with the stack the engine's threads have.
 pub(crate) fn check(query: &str, tables: &[String], max_bytes: usize) -> Result<(), EngineError> {
     check_length(query, max_bytes)?;
     let statement = parse(query)?;

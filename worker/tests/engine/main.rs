@@ -4,6 +4,7 @@
 
 mod common;
 
+mod avg;
 mod cancel;
 mod correlation;
 mod freight_rates;
@@ -13,5 +14,6 @@ mod progress;
 mod rejections;
 mod spill;
 mod sql;
+mod submit_check;
 mod summary;
 mod time_series;

@@ -1,11 +1,14 @@
 //! Aggregate functions of the named analyses, as expressions.
 
 use datafusion::{
-    functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, stddev, sum},
+    functions_aggregate::expr_fn::{count, count_distinct, max, min, stddev, sum},
     logical_expr::{Expr, lit},
 };
 
 use super::Column;
+// The run's own avg, which rounds decimal means like SQL's avg does; the
+// built-in's `expr_fn::avg` would truncate them.
+use crate::engine::avg::avg;
 use crate::{analysis::AggregateFunction, engine::EngineError};
 
 /// The aggregate `function` over `column`; rows when `column` is None
