@@ -200,27 +200,30 @@ impl DatasetsApi {
     }
 }
 
-/// The format of an `application/octet-stream` body, which only `format`
-/// can tell.
-fn declared_format(declared: Option<UploadFormat>) -> Result<Format, ApiError> {
+/// The store's name for a declared format.
+fn store_format(declared: UploadFormat) -> Format {
     match declared {
-        Some(UploadFormat::Csv) => Ok(Format::Csv),
-        Some(UploadFormat::Ndjson) => Ok(Format::Ndjson),
-        Some(UploadFormat::Parquet) => Ok(Format::Parquet),
-        None => Err(ApiError::BadRequest(
-            "an application/octet-stream upload needs `format` (csv, ndjson or parquet)".to_owned(),
-        )),
+        UploadFormat::Csv => Format::Csv,
+        UploadFormat::Ndjson => Format::Ndjson,
+        UploadFormat::Parquet => Format::Parquet,
     }
 }
 
+/// The format of an `application/octet-stream` body, which only `format`
+/// can tell.
+fn declared_format(declared: Option<UploadFormat>) -> Result<Format, ApiError> {
+    declared.map(store_format).ok_or_else(|| {
+        ApiError::BadRequest(
+            "an application/octet-stream upload needs `format` (csv, ndjson or parquet)".to_owned(),
+        )
+    })
+}
+
 fn check_format(declared: Option<UploadFormat>, format: Format) -> Result<(), ApiError> {
-    let matches = match declared {
-        None => true,
-        Some(UploadFormat::Csv) => format == Format::Csv,
-        Some(UploadFormat::Ndjson) => format == Format::Ndjson,
-        Some(UploadFormat::Parquet) => format == Format::Parquet,
-    };
-    if matches {
+    if declared
+        .map(store_format)
+        .is_none_or(|declared| declared == format)
+    {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(
