@@ -14,8 +14,10 @@ use std::path::Path;
 /// the share free.
 const POOL_SHARE: f64 = 0.5;
 
-/// Peak resident memory per byte of pool, as measured under a query that
-/// fills its pool (docs/guarantees.md, "Memory").
+/// Peak resident memory per byte of pool assumed by the overcommit
+/// warning: above the 1.15 measured here for a query that filled its pool,
+/// and the 1.58 reported for a worker with a 512 MiB pool
+/// (docs/guarantees.md, "Memory").
 pub(crate) const RSS_PER_POOL_BYTE: f64 = 1.6;
 
 /// The memory one engine process may use, and where the figure came from.
