@@ -25,12 +25,13 @@ COPY .cargo/ .cargo/
 COPY db/Cargo.toml db/build.rs db/
 COPY queue/Cargo.toml queue/
 COPY store/Cargo.toml store/
+COPY engine/Cargo.toml engine/
 COPY worker/Cargo.toml worker/
 COPY server/Cargo.toml server/
 COPY bench/Cargo.toml bench/
 COPY faults/Cargo.toml faults/
 RUN set -eux; \
-    for crate in db queue store worker server faults; do \
+    for crate in db queue store engine worker server faults; do \
         mkdir -p "$crate/src"; \
         : > "$crate/src/lib.rs"; \
     done; \
@@ -50,11 +51,12 @@ COPY migrations/ migrations/
 COPY db/ db/
 COPY queue/ queue/
 COPY store/ store/
+COPY engine/ engine/
 COPY worker/ worker/
 COPY server/ server/
 COPY bench/ bench/
 RUN set -eux; \
-    find db queue store worker server bench -name '*.rs' -exec touch {} +; \
+    find db queue store engine worker server bench -name '*.rs' -exec touch {} +; \
     cargo build --release --locked -p crunch-server -p crunch-worker; \
     install -m 0755 target/release/crunch-server target/release/crunch-worker /usr/local/bin/
 

@@ -3,9 +3,9 @@
 
 use std::{fs::File, sync::Arc, time::Instant};
 
-use crunch_worker::{
+use crunch_engine::{
+    Engine, EngineConfig, RunRequest, TableInput,
     analysis::{Aggregate, AggregateFunction, Analysis},
-    engine::{Engine, EngineConfig, RunRequest, TableInput},
 };
 use datafusion::{
     arrow::{

@@ -8,14 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crunch_queue::{Queue, Registry};
+use crunch_queue::Queue;
 use crunch_server::{
     metrics::Metrics,
     state::{AppState, Limits},
     waiters::Waiters,
 };
 use crunch_store::Store;
-use crunch_worker::analysis::AnalysisJob;
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
@@ -50,7 +49,7 @@ async fn start(setup: &Setup) -> anyhow::Result<(String, tempfile::TempDir)> {
     let pool = setup.crunch_db().await?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(pool.clone(), &format!("file://{}", dir.path().display()))?;
-    let queue = Queue::new(pool, Registry::new().register::<AnalysisJob>());
+    let queue = Queue::new(pool, crunch_worker::registry());
     let state = AppState {
         queue: queue.clone(),
         store,

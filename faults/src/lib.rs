@@ -28,8 +28,7 @@ use std::{
 };
 
 use crunch_db::{ClusterOptions, LocalCluster};
-use crunch_queue::{Job, JobFilter, JobId, JobState, Queue, Registry, TenantId};
-use crunch_worker::analysis::AnalysisJob;
+use crunch_queue::{Job, JobFilter, JobId, JobState, Queue, TenantId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -333,7 +332,7 @@ impl Env {
         let pool = crunch_db::connect_and_migrate(&database_url, 4)
             .await
             .expect("migrating the database");
-        let queue = Queue::new(pool, Registry::new().register::<AnalysisJob>());
+        let queue = Queue::new(pool, crunch_worker::registry());
         Env {
             cluster,
             database_url,

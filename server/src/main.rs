@@ -7,7 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use crunch_db::{ClusterOptions, LocalCluster};
-use crunch_queue::{Maintenance, Queue, Registry};
+use crunch_engine::Engine;
+use crunch_queue::{Maintenance, Queue};
 use crunch_server::{
     metrics::Metrics,
     scaling::{AwsClients, Publisher, ScalingStatus, WorkerService},
@@ -16,10 +17,8 @@ use crunch_server::{
 };
 use crunch_store::{Store, Sweep};
 use crunch_worker::{
-    analysis::AnalysisJob,
     config::{Config, Setting},
-    engine::Engine,
-    runner::{Deps, run_worker},
+    handler::{Deps, run_worker},
     settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
 };
 use poem::{Server, listener::TcpListener};
@@ -157,7 +156,7 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         None => format!("file://{}", data_dir.join("store").display()),
     };
     let store = Store::open(pool.clone(), &store_url).context("opening the dataset store")?;
-    let queue = Queue::new(pool, Registry::new().register::<AnalysisJob>());
+    let queue = Queue::new(pool, crunch_worker::registry());
     let limits = Limits {
         max_upload_bytes: config.parse("CRUNCH_MAX_UPLOAD_BYTES")?.unwrap_or(1 << 30),
         max_columns: config

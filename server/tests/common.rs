@@ -6,7 +6,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use crunch_db::testing::{TestDb, test_db};
-use crunch_queue::{Queue, Registry, WorkerConfig};
+use crunch_engine::{Engine, EngineConfig};
+use crunch_queue::{Queue, WorkerConfig};
 use crunch_server::{
     metrics::Metrics,
     state::{AppState, Limits},
@@ -14,9 +15,8 @@ use crunch_server::{
 };
 use crunch_store::Store;
 use crunch_worker::{
-    analysis::AnalysisJob,
-    engine::{Engine, EngineConfig},
-    runner::{ANALYSIS_KIND, Deps, WorkerOptions, run_worker},
+    ANALYSIS_KIND,
+    handler::{Deps, WorkerOptions, run_worker},
 };
 use poem::{
     Server,
@@ -64,7 +64,7 @@ pub async fn spawn_with(options: Options) -> App {
         &format!("file://{}", store_dir.path().display()),
     )
     .unwrap();
-    let queue = Queue::new(db.pool().clone(), Registry::new().register::<AnalysisJob>());
+    let queue = Queue::new(db.pool().clone(), crunch_worker::registry());
     let state = AppState {
         queue: queue.clone(),
         store: store.clone(),

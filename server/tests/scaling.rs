@@ -35,12 +35,13 @@ use aws_sdk_ecs::{
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use crunch_db::testing::{TestDb, test_db};
-use crunch_queue::{NewJob, Queue, Registry, TenantId};
+use crunch_engine::analysis::AnalysisJob;
+use crunch_queue::{NewJob, Queue, TenantId};
 use crunch_server::scaling::{
     AwsClients, Leadership, METRIC_DIMENSION, METRIC_NAME, METRIC_NAMESPACE, Publisher,
     ScalingError, ScalingStatus, WorkerService, backlog_per_task,
 };
-use crunch_worker::analysis::AnalysisJob;
+use crunch_worker::AnalysisKind;
 use serde_json::json;
 
 const CLUSTER: &str = "crunch-prod";
@@ -56,14 +57,14 @@ fn service() -> WorkerService {
 /// A queue on a fresh database with `queued` jobs waiting.
 async fn queue_with(queued: usize) -> (TestDb, Queue) {
     let db = test_db().await;
-    let queue = Queue::new(db.pool().clone(), Registry::new().register::<AnalysisJob>());
+    let queue = Queue::new(db.pool().clone(), crunch_worker::registry());
     let payload: AnalysisJob = serde_json::from_value(json!({
         "inputs": [],
         "analysis": {"type": "sql", "query": "SELECT 1"}
     }))
     .unwrap();
     for _ in 0..queued {
-        let job = NewJob::of::<AnalysisJob>(TenantId::DEFAULT, &payload).unwrap();
+        let job = NewJob::of::<AnalysisKind>(TenantId::DEFAULT, &payload).unwrap();
         queue.enqueue(queue.pool(), job).await.unwrap();
     }
     (db, queue)

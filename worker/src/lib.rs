@@ -1,21 +1,18 @@
-//! The crunch worker's analysis engine.
+//! The crunch worker: the job handler that runs analysis jobs from the
+//! queue on the engine ([`crunch_engine`]), ECS scale-in protection while a
+//! job runs, the fault suite's failpoints, and the settings the worker
+//! binary (`main.rs`) and the server's in-process workers share.
 //!
-//! [`analysis`] is the job payload clients send ([`analysis::AnalysisJob`])
-//! and the summary a finished job reports ([`analysis::ResultSummary`]);
-//! [`engine`] runs an analysis over Parquet inputs in an object store with
-//! Apache DataFusion and writes the result as one Parquet file.
-//!
-//! The worker process (`main.rs`) looks the datasets up in the store,
-//! turns them into [`engine::TableInput`]s and calls [`engine::Engine::run`]
-//! from its job handler.
+//! [`handler`] declares the analysis job kind ([`handler::AnalysisKind`]),
+//! resolves a job's datasets to their committed parts in the store and
+//! hands them to [`crunch_engine::Engine::run`]; [`handler::run_worker`] is
+//! the worker loop with graceful drain.
 
-pub mod analysis;
 pub mod config;
-pub mod engine;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+pub mod handler;
 pub mod protection;
-pub mod runner;
 pub mod settings;
 
-pub use runner::ANALYSIS_KIND;
+pub use handler::{ANALYSIS_KIND, AnalysisKind, registry};

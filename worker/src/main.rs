@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use crunch_queue::{Maintenance, Queue, Registry};
+use crunch_engine::Engine;
+use crunch_queue::{Maintenance, Queue};
 use crunch_store::Store;
 use crunch_worker::{
-    analysis::AnalysisJob,
     config::{Config, Setting},
-    engine::Engine,
+    handler::{Deps, run_worker},
     protection::{AgentProtection, ProtectionConfig},
-    runner::{Deps, run_worker},
     settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
 };
 
@@ -76,7 +75,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .acquire_timeout(crunch_db::ACQUIRE_TIMEOUT)
         .connect_lazy(&url)
         .context("DATABASE_URL")?;
-    let queue = Queue::new(pool.clone(), Registry::new().register::<AnalysisJob>());
+    let queue = Queue::new(pool.clone(), crunch_worker::registry());
     let store = Store::open(pool, &store_url)?;
     let engine = Engine::new(engine)?;
     tracing::info!(

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use crunch_engine::EngineConfig;
 use crunch_queue::WorkerConfig;
 
 use crate::{
     config::{Config, ConfigError, Setting},
-    engine::EngineConfig,
-    runner::WorkerOptions,
+    handler::WorkerOptions,
 };
 
 /// Settings both binaries read for running workers.
@@ -107,7 +107,7 @@ pub fn worker_options(config: &Config) -> Result<(WorkerOptions, EngineConfig), 
             .unwrap_or(Duration::from_secs(fallback)))
     };
     let queue = WorkerConfig::new(id)
-        .kinds([crate::runner::ANALYSIS_KIND])
+        .kinds([crate::ANALYSIS_KIND])
         .slots(config.parse("CRUNCH_WORKER_SLOTS")?.unwrap_or(1))
         .lease(secs("CRUNCH_LEASE_SECONDS", 30)?)
         .heartbeat_interval(secs("CRUNCH_HEARTBEAT_SECONDS", 2)?)
@@ -117,6 +117,10 @@ pub fn worker_options(config: &Config) -> Result<(WorkerOptions, EngineConfig), 
         spill_dir: config.text("CRUNCH_SPILL_DIR").map(Into::into),
         threads: config.parse("CRUNCH_ENGINE_THREADS")?.unwrap_or(0),
         engines_per_host: config.parse("CRUNCH_ENGINES_PER_HOST")?.unwrap_or(1),
+        #[cfg(feature = "failpoints")]
+        on_run_start: Some(|analysis| {
+            crate::failpoint::panic_if_marked(crate::failpoint::Place::Engine, analysis)
+        }),
         ..EngineConfig::default()
     };
     Ok((

@@ -11,9 +11,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use crunch_worker::engine::{
-    DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql as check_sql_text,
-};
+use crunch_engine::{DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql as check_sql_text};
 
 use super::{
     ApiTags, convert,
@@ -508,7 +506,7 @@ fn default_format() -> ResultFormat {
 }
 
 /// Checks an SQL analysis as far as it can be checked before it runs (see
-/// [`crunch_worker::engine::check_sql`]), over `inputs`, the job's tables
+/// [`crunch_engine::check_sql`]), over `inputs`, the job's tables
 /// with their datasets' schemas: a query that is not one read-only query,
 /// is too long or too deep, reads a table that is not among the job's
 /// inputs, or does not plan over them (an unknown column, a type error) is

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
-use crunch_worker::{
+use crunch_engine::{
+    EngineError,
     analysis::{Analysis, Filter, FilterOp},
-    engine::EngineError,
 };
 use datafusion::arrow::array::{Float64Array, Int64Array};
 use serde_json::json;

@@ -18,17 +18,17 @@ use datafusion::{
 };
 
 use super::{Column, as_f64, as_i64, columns, single_row, table, value};
-use crate::engine::{EngineError, runner::Runner};
+use crate::{EngineError, run::RunContext};
 
 /// The quantiles reported, with their output names.
 const QUANTILES: [(&str, f64); 3] = [("p25", 0.25), ("p50", 0.5), ("p75", 0.75)];
 
 pub(super) async fn build(
-    runner: &Runner,
+    run: &RunContext,
     table_name: &str,
     names: Option<&[String]>,
 ) -> Result<DataFrame, EngineError> {
-    let df = table(runner.ctx(), table_name).await?;
+    let df = table(run.ctx(), table_name).await?;
     let names: Vec<String> = match names {
         Some(names) => names.to_vec(),
         None => df
@@ -46,10 +46,7 @@ pub(super) async fn build(
     }
     let stats = df.aggregate(vec![], aggregates)?;
     let schema = Arc::clone(stats.schema().inner());
-    let row = single_row(
-        schema,
-        &runner.collect(stats, runner.executing_end()).await?,
-    )?;
+    let row = single_row(schema, &run.collect(stats, run.executing_end()).await?)?;
 
     let rows = as_i64(&value(&row, "rows")?)?;
     let mut out = Output::default();
@@ -90,7 +87,7 @@ pub(super) async fn build(
             _ => None,
         });
     }
-    Ok(runner.ctx().read_batch(out.into_batch()?)?)
+    Ok(run.ctx().read_batch(out.into_batch()?)?)
 }
 
 /// The aggregates of column `i`, each aliased [`stat_name`]; statistics

@@ -14,10 +14,7 @@ use datafusion::{
 };
 
 use super::{as_f64, as_i64, column, filters, single_row, table, value};
-use crate::{
-    analysis::Filter,
-    engine::{EngineError, runner::Runner},
-};
+use crate::{EngineError, analysis::Filter, run::RunContext};
 
 /// Most bins a histogram may have.
 pub(crate) const MAX_BINS: u32 = 1000;
@@ -26,7 +23,7 @@ pub(crate) const MAX_BINS: u32 = 1000;
 const RANGE_DONE: f32 = 0.5;
 
 pub(super) async fn build(
-    runner: &Runner,
+    run: &RunContext,
     table_name: &str,
     column_name: &str,
     bins: u32,
@@ -37,7 +34,7 @@ pub(super) async fn build(
             "a histogram has 1 to {MAX_BINS} bins, not {bins}"
         )));
     }
-    let df = filters::apply(table(runner.ctx(), table_name).await?, filters)?;
+    let df = filters::apply(table(run.ctx(), table_name).await?, filters)?;
     let column = column(&df, column_name)?;
     if !column.data_type.is_numeric() {
         return Err(EngineError::InvalidQuery(format!(
@@ -53,10 +50,10 @@ pub(super) async fn build(
         vec![min(ident("v")).alias("lo"), max(ident("v")).alias("hi")],
     )?;
     let schema = Arc::clone(range.schema().inner());
-    let row = single_row(schema, &runner.collect(range, RANGE_DONE).await?)?;
+    let row = single_row(schema, &run.collect(range, RANGE_DONE).await?)?;
     let (Some(lo), Some(hi)) = (as_f64(&value(&row, "lo")?)?, as_f64(&value(&row, "hi")?)?) else {
         // No values: no bins.
-        return Ok(runner.ctx().read_batch(bins_batch(&[], &[], &[])?)?);
+        return Ok(run.ctx().read_batch(bins_batch(&[], &[], &[])?)?);
     };
 
     // All values equal: one bin holding them.
@@ -75,7 +72,7 @@ pub(super) async fn build(
         .select(vec![bin.alias("bin")])?
         .aggregate(vec![ident("bin")], vec![count(lit(1)).alias("n")])?;
     let mut per_bin = vec![0_i64; bins as usize];
-    for batch in runner.collect(counts, runner.executing_end()).await? {
+    for batch in run.collect(counts, run.executing_end()).await? {
         for i in 0..batch.num_rows() {
             let bin = as_i64(&datafusion::common::ScalarValue::try_from_array(
                 batch.column(0),
@@ -101,7 +98,7 @@ pub(super) async fn build(
             }
         })
         .collect();
-    Ok(runner
+    Ok(run
         .ctx()
         .read_batch(bins_batch(&starts, &ends, &per_bin)?)?)
 }

@@ -12,8 +12,8 @@ use datafusion::{
 
 use super::{aggregates, column, columns, filters, table};
 use crate::{
+    EngineError,
     analysis::{Aggregate, Filter},
-    engine::EngineError,
 };
 
 /// The hidden per-group row count that `min_group_size` is checked against.

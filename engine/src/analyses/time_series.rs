@@ -13,8 +13,8 @@ use datafusion::{
 
 use super::{aggregates, column, filters, table};
 use crate::{
+    EngineError,
     analysis::{AggregateFunction, Filter},
-    engine::EngineError,
 };
 
 /// The hidden per-bucket row count that `min_count` is checked against.

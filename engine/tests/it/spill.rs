@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
-use crunch_worker::{
+use crunch_engine::{
+    EngineConfig,
     analysis::{Aggregate, AggregateFunction, Analysis},
-    engine::EngineConfig,
 };
 use datafusion::arrow::array::Int64Array;
 

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::column;
 use crate::{
+    EngineError,
     analysis::{Filter, FilterOp},
-    engine::EngineError,
 };
 
 /// Most values an `in` filter may list.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crunch_worker::analysis::{Aggregate, AggregateFunction, Analysis};
+use crunch_engine::analysis::{Aggregate, AggregateFunction, Analysis};
 use datafusion::arrow::{
     array::{Array, ArrayRef, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray},
     datatypes::{DataType, Decimal128Type},

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crunch_worker::engine::TableInput;
+use crunch_engine::TableInput;
 use datafusion::arrow::{
     array::{Int64Array, StringArray},
     datatypes::{DataType, Field, Schema},

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crunch_worker::analysis::{AggregateFunction, Analysis};
+use crunch_engine::analysis::{AggregateFunction, Analysis};
 use datafusion::arrow::array::{Int64Array, TimestampMillisecondArray};
 
 use crate::common::{Fixture, batch, close, f64s, i64s};

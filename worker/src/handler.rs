@@ -5,20 +5,31 @@
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{Data, WorkerBuilder};
-use crunch_queue::{JobContext, JobFailure, JobKind, PgBackend, Queue, WorkerConfig};
-use crunch_store::{DatasetId, Store, StoreError};
-
-use crate::{
+use crunch_engine::{
+    Engine, EngineError, RunRequest, TableInput,
     analysis::{AnalysisJob, ResultSummary},
-    engine::{Engine, EngineError, RunRequest, TableInput},
 };
+use crunch_queue::{JobContext, JobFailure, JobKind, PgBackend, Queue, Registry, WorkerConfig};
+use crunch_store::{DatasetId, Store, StoreError};
 
 /// The queue kind of analysis jobs.
 pub const ANALYSIS_KIND: &str = "analysis";
 
-impl JobKind for AnalysisJob {
+/// The analysis job kind: jobs named [`ANALYSIS_KIND`] whose payload is an
+/// [`AnalysisJob`]. The server enqueues them, this crate's handler runs
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct AnalysisKind;
+
+impl JobKind for AnalysisKind {
     const KIND: &'static str = ANALYSIS_KIND;
     type Payload = AnalysisJob;
+}
+
+/// The kinds crunch's queue accepts: the one every binary and test opens
+/// its [`Queue`] with.
+pub fn registry() -> Registry {
+    Registry::new().register::<AnalysisKind>()
 }
 
 /// What the handler needs besides the job.
@@ -115,7 +126,7 @@ pub async fn run_worker(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), apalis::prelude::WorkerError> {
     let name = options.queue.worker_id().to_owned();
-    let backend = PgBackend::for_kind::<AnalysisJob>(queue, options.queue);
+    let backend = PgBackend::for_kind::<AnalysisKind>(queue, options.queue);
     let handle = backend.handle();
     let grace = options.grace;
     let worker = WorkerBuilder::new(name.as_str())

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
-use crunch_worker::{
+use crunch_engine::{
+    EngineError,
     analysis::{Aggregate, AggregateFunction, Analysis, Filter, FilterOp},
-    engine::EngineError,
 };
 use datafusion::arrow::array::{Int64Array, StringArray};
 use serde_json::json;

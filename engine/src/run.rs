@@ -22,7 +22,7 @@ pub(crate) struct SpillCounters {
 }
 
 /// One run in progress.
-pub(crate) struct Runner {
+pub(crate) struct RunContext {
     ctx: SessionContext,
     progress: Progress,
     stop: Stop,
@@ -30,7 +30,7 @@ pub(crate) struct Runner {
     spills: Arc<SpillCounters>,
 }
 
-impl Runner {
+impl RunContext {
     pub(crate) fn new(
         ctx: SessionContext,
         progress: Progress,
@@ -38,7 +38,7 @@ impl Runner {
         max_sql_bytes: usize,
         spills: Arc<SpillCounters>,
     ) -> Self {
-        Runner {
+        RunContext {
             ctx,
             progress,
             stop,

@@ -14,16 +14,13 @@ use datafusion::{
 };
 
 use super::{as_f64, columns, filters, single_row, table, value};
-use crate::{
-    analysis::Filter,
-    engine::{EngineError, runner::Runner},
-};
+use crate::{EngineError, analysis::Filter, run::RunContext};
 
 /// Most columns of a matrix (a pass computes n(n+1)/2 aggregates).
 pub(crate) const MAX_COLUMNS: usize = 100;
 
 pub(super) async fn build(
-    runner: &Runner,
+    run: &RunContext,
     table_name: &str,
     names: &[String],
     filters: &[Filter],
@@ -34,7 +31,7 @@ pub(super) async fn build(
             names.len()
         )));
     }
-    let df = filters::apply(table(runner.ctx(), table_name).await?, filters)?;
+    let df = filters::apply(table(run.ctx(), table_name).await?, filters)?;
     let columns = columns(&df, names)?;
     if let Some(bad) = columns.iter().find(|c| !c.data_type.is_numeric()) {
         return Err(EngineError::InvalidQuery(format!(
@@ -55,10 +52,7 @@ pub(super) async fn build(
     }
     let matrix = df.aggregate(vec![], aggregates)?;
     let schema = Arc::clone(matrix.schema().inner());
-    let row = single_row(
-        schema,
-        &runner.collect(matrix, runner.executing_end()).await?,
-    )?;
+    let row = single_row(schema, &run.collect(matrix, run.executing_end()).await?)?;
 
     let mut a = Vec::with_capacity(n * n);
     let mut b = Vec::with_capacity(n * n);
@@ -83,7 +77,7 @@ pub(super) async fn build(
             Arc::new(Float64Array::from(r)),
         ],
     )?;
-    Ok(runner.ctx().read_batch(batch)?)
+    Ok(run.ctx().read_batch(batch)?)
 }
 
 fn pair(i: usize, j: usize) -> String {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crunch_worker::analysis::Analysis;
+use crunch_engine::analysis::Analysis;
 use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
 
 use crate::common::{Fixture, batch, close, f64s, i64s, strings};
@@ -140,7 +140,7 @@ async fn a_summary_of_a_missing_column_names_it() {
         })
         .await;
     assert!(
-        matches!(error, crunch_worker::engine::EngineError::UnknownColumn(ref c) if c == "a; DROP TABLE t"),
+        matches!(error, crunch_engine::EngineError::UnknownColumn(ref c) if c == "a; DROP TABLE t"),
         "{error:?}"
     );
     assert!(error.is_permanent());

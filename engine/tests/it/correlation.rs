@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use crunch_worker::analysis::Analysis;
+use crunch_engine::analysis::Analysis;
 use datafusion::arrow::array::{Float64Array, Int32Array};
 
 use crate::common::{Fixture, batch, close, f64s, strings};

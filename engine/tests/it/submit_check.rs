@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crunch_worker::engine::{DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql};
+use crunch_engine::{DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql};
 use datafusion::arrow::{
     array::{ArrayRef, Decimal128Array, Int64Array, StringArray},
     datatypes::{DataType, Field, Schema},

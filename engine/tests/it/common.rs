@@ -4,9 +4,9 @@
 
 use std::{fs::File, sync::Arc};
 
-use crunch_worker::{
+use crunch_engine::{
+    Engine, EngineConfig, EngineError, RunRequest, TableInput,
     analysis::{Analysis, ResultSummary},
-    engine::{Engine, EngineConfig, EngineError, RunRequest, TableInput},
 };
 use datafusion::{
     arrow::{

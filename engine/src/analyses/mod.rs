@@ -25,19 +25,17 @@ use datafusion::{
     prelude::SessionContext,
 };
 
-use super::{EngineError, runner::Runner};
+use super::{EngineError, run::RunContext};
 use crate::analysis::Analysis;
 
 /// The result of `analysis`, as a DataFrame still to be executed. Some
 /// analyses run a first pass to compute their shape (a histogram's range,
 /// a summary's statistics), reporting progress as they go.
-pub(crate) async fn build(runner: &Runner, analysis: &Analysis) -> Result<DataFrame, EngineError> {
+pub(crate) async fn build(run: &RunContext, analysis: &Analysis) -> Result<DataFrame, EngineError> {
     match analysis {
-        Analysis::Sql { query } => {
-            super::sql::plan(runner.ctx(), query, runner.max_sql_bytes()).await
-        }
+        Analysis::Sql { query } => super::sql::plan(run.ctx(), query, run.max_sql_bytes()).await,
         Analysis::Summary { table, columns } => {
-            summary::build(runner, table, columns.as_deref()).await
+            summary::build(run, table, columns.as_deref()).await
         }
         Analysis::GroupBy {
             table,
@@ -45,28 +43,18 @@ pub(crate) async fn build(runner: &Runner, analysis: &Analysis) -> Result<DataFr
             aggregates,
             filters,
             min_group_size,
-        } => {
-            group_by::build(
-                runner.ctx(),
-                table,
-                keys,
-                aggregates,
-                filters,
-                *min_group_size,
-            )
-            .await
-        }
+        } => group_by::build(run.ctx(), table, keys, aggregates, filters, *min_group_size).await,
         Analysis::Histogram {
             table,
             column,
             bins,
             filters,
-        } => histogram::build(runner, table, column, *bins, filters).await,
+        } => histogram::build(run, table, column, *bins, filters).await,
         Analysis::Correlation {
             table,
             columns,
             filters,
-        } => correlation::build(runner, table, columns, filters).await,
+        } => correlation::build(run, table, columns, filters).await,
         Analysis::TimeSeries {
             table,
             time_column,
@@ -77,7 +65,7 @@ pub(crate) async fn build(runner: &Runner, analysis: &Analysis) -> Result<DataFr
             min_count,
         } => {
             time_series::build(
-                runner.ctx(),
+                run.ctx(),
                 time_series::Spec {
                     table,
                     time_column,

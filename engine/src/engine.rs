@@ -1,23 +1,5 @@
-//! The analysis engine: runs an [`Analysis`] over Parquet inputs with
-//! DataFusion and writes the result as one Parquet file.
-//!
-//! An [`Engine`] owns a multi-thread tokio runtime of its own for the CPU
-//! work, so a heavy query never starves the caller's runtime (heartbeats,
-//! HTTP), and a DataFusion `RuntimeEnv` whose memory pool and spill
-//! directory all runs share. Each run gets a fresh session that sees its
-//! inputs and nothing else (see `session`).
-
-mod analyses;
-mod avg;
-mod error;
-mod execution;
-mod memory;
-mod output;
-mod progress;
-mod runner;
-mod session;
-mod sql;
-mod yielding;
+//! The [`Engine`]: its runtime, its memory pool and spill directory, and
+//! one run from planning to the written result.
 
 use std::{
     future::Future,
@@ -38,13 +20,16 @@ use datafusion::{
 };
 use object_store::{ObjectStore, ObjectStoreExt, path::Path};
 
-pub use error::EngineError;
-use execution::Stop;
-use output::ResultWriter;
-use progress::{DONE, Progress, WRITING};
-use runner::{Runner, SpillCounters};
-
-use crate::analysis::{Analysis, ColumnSummary, ResultSummary};
+use crate::{
+    EngineError, analyses,
+    analysis::{Analysis, ColumnSummary, ResultSummary},
+    execution::Stop,
+    memory,
+    output::ResultWriter,
+    progress::{DONE, Progress, WRITING},
+    run::{RunContext, SpillCounters},
+    session, sql,
+};
 
 /// How long a cancelled run may take to stop on its own (abort the upload,
 /// drop the plan) before its task is aborted outright.
@@ -61,7 +46,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 
 /// How the engine is set up. A zero in `threads`, `target_partitions`,
 /// `batch_size` or `max_sql_bytes` means its default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// DataFusion memory pool size in bytes, shared by concurrent runs.
     /// None: half the cgroup memory limit (`/sys/fs/cgroup/memory.max`,
@@ -85,6 +70,10 @@ pub struct EngineConfig {
     /// process's share of the machine, and a pool that would make them
     /// together promise more than the machine has is warned about.
     pub engines_per_host: usize,
+    /// Called on the engine's runtime as each run starts, before planning:
+    /// where a panicking operator would surface. The worker's fault-suite
+    /// failpoint is the one user; None in every other build.
+    pub on_run_start: Option<fn(&Analysis)>,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +86,7 @@ impl Default for EngineConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             max_sql_bytes: DEFAULT_MAX_SQL_BYTES,
             engines_per_host: 1,
+            on_run_start: None,
         }
     }
 }
@@ -385,8 +375,9 @@ impl Inner {
         stop: Stop,
     ) -> Result<ResultSummary, EngineError> {
         progress.report(0.0, "planning");
-        #[cfg(feature = "failpoints")]
-        crate::failpoint::panic_if_marked(crate::failpoint::Place::Engine, &request.analysis);
+        if let Some(hook) = self.config.on_run_start {
+            hook(&request.analysis);
+        }
         let RunRequest {
             objects,
             object_store_url,
@@ -405,20 +396,20 @@ impl Inner {
                 &inputs,
             )
             .await?;
-            let runner = Runner::new(
+            let run = RunContext::new(
                 ctx,
                 progress.clone(),
                 stop.clone(),
                 self.config.max_sql_bytes,
                 Arc::clone(&self.spills),
             );
-            let df = analyses::build(&runner, &analysis).await?;
-            let execution = runner.execute(df, WRITING).await?;
-            Ok::<_, EngineError>((runner, execution))
+            let df = analyses::build(&run, &analysis).await?;
+            let execution = run.execute(df, WRITING).await?;
+            Ok::<_, EngineError>((run, execution))
         };
         // Planning reads Parquet footers and, for some analyses, runs a
         // first pass: it must stop on cancel too.
-        let (runner, mut execution) = tokio::select! {
+        let (run, mut execution) = tokio::select! {
             planned = planned => planned?,
             () = stopped.requested() => return Err(EngineError::Cancelled),
         };
@@ -432,7 +423,7 @@ impl Inner {
             Ok::<_, EngineError>(())
         }
         .await;
-        runner.record_spills(&execution);
+        run.record_spills(&execution);
         drop(execution);
         if let Err(error) = written {
             writer.abort().await;

@@ -8,8 +8,8 @@ use datafusion::{
 use super::Column;
 // The run's own avg, which rounds decimal means like SQL's avg does; the
 // built-in's `expr_fn::avg` would truncate them.
-use crate::engine::avg::avg;
-use crate::{analysis::AggregateFunction, engine::EngineError};
+use crate::avg::avg;
+use crate::{EngineError, analysis::AggregateFunction};
 
 /// The aggregate `function` over `column`; rows when `column` is None
 /// (only for count).

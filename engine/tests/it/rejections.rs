@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crunch_worker::engine::{EngineConfig, EngineError};
+use crunch_engine::{EngineConfig, EngineError};
 use datafusion::arrow::array::Int64Array;
 
 use crate::common::{Fixture, batch, sql};

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crunch_worker::engine::EngineError;
+use crunch_engine::EngineError;
 use datafusion::arrow::array::Int64Array;
 use tokio::sync::Notify;
 
