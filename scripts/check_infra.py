@@ -10,7 +10,7 @@ dependencies provide `hcl2` (bc-python-hcl2) and `yaml` (PyYAML).
    a standard AWS one.
 2. The worker-scaling metric in terraform (namespace, metric name, dimension
    names, dimension value = the worker service's name) equals the constants
-   of server/src/scaling.rs, or the agreed defaults while that file does not
+   of server/src/scaling/, or the agreed defaults while that file does not
    exist. Every metric of the namespace that terraform charts or alarms on
    uses the same dimensions, and, once scaling.rs exists, appears as a string
    literal in server/src (something publishes it).
@@ -38,13 +38,13 @@ TERRAFORM = ROOT / "terraform"
 README = ROOT / "README.md"
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-SCALING_RS = ROOT / "server" / "src" / "scaling.rs"
+SCALING_RS = ROOT / "server" / "src" / "scaling" / "mod.rs"
 SERVER_SRC = ROOT / "server" / "src"
 
 # Set by AWS tooling conventions rather than by crunch's own table.
 STANDARD_AWS_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION"}
 
-# The contract while server/src/scaling.rs does not exist yet.
+# The contract while server/src/scaling/ does not exist yet.
 DEFAULT_NAMESPACE = "Crunch"
 DEFAULT_METRIC_NAME = "BacklogPerTask"
 DEFAULT_DIMENSIONS = {"ServiceName"}
@@ -271,7 +271,7 @@ def rust_str_const(text: str, name_pattern: str) -> dict[str, str]:
 
 def metric_contract() -> tuple[str, str, set[str], str]:
     if not SCALING_RS.exists():
-        return DEFAULT_NAMESPACE, DEFAULT_METRIC_NAME, set(DEFAULT_DIMENSIONS), "defaults (server/src/scaling.rs absent)"
+        return DEFAULT_NAMESPACE, DEFAULT_METRIC_NAME, set(DEFAULT_DIMENSIONS), "defaults (server/src/scaling/ absent)"
     text = SCALING_RS.read_text(encoding="utf-8")
     namespace = rust_str_const(text, "METRIC_NAMESPACE").get("METRIC_NAMESPACE")
     metric = rust_str_const(text, "METRIC_NAME").get("METRIC_NAME")

@@ -15,7 +15,7 @@ locals {
   worker_service_name = "${local.name}-worker"
 
   # The worker-scaling metric contract, shared with the server's publisher
-  # (server/src/scaling.rs; scripts/check_infra.py fails when they differ).
+  # (server/src/scaling/; scripts/check_infra.py fails when they differ).
   # Every metric in the namespace carries one dimension, ServiceName = the
   # worker service's name. BacklogPerTask drives the autoscaler; the others
   # are published with it each minute and feed the dashboard and alarms.

@@ -9,11 +9,7 @@ use std::{
 };
 
 use crunch_queue::Queue;
-use crunch_server::{
-    metrics::Metrics,
-    state::{AppState, Limits},
-    waiters::Waiters,
-};
+use crunch_server::state::{AppState, Limits};
 use crunch_store::Store;
 use poem::{
     Server,
@@ -50,14 +46,7 @@ async fn start(setup: &Setup) -> anyhow::Result<(String, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(pool.clone(), &format!("file://{}", dir.path().display()))?;
     let queue = Queue::new(pool, crunch_worker::registry());
-    let state = AppState {
-        queue: queue.clone(),
-        store,
-        waiters: Waiters::start(queue),
-        limits: Limits::default(),
-        metrics: Metrics::default(),
-        scaling: Default::default(),
-    };
+    let state = AppState::new(queue, store, Limits::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
     let addr: SocketAddr = acceptor
         .local_addr()

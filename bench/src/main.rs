@@ -19,11 +19,12 @@ mod scaling;
 mod setup;
 
 use std::{
+    path::PathBuf,
     sync::OnceLock,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
 /// The job every benchmark runs: it does nothing but say when it was sent.
@@ -49,61 +50,36 @@ pub fn now_ns() -> u64 {
     u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// What to measure, from the command line.
-#[derive(Debug, Clone)]
+/// What the queue benchmark measures, from the command line.
+#[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Jobs in the no-op burn-down.
+    /// Jobs in the no-op burn-down
+    #[arg(long, value_name = "N", default_value = "20000")]
     pub jobs: usize,
-    /// Jobs run at once by each system's worker.
+    /// Jobs run at once by each system's worker
+    #[arg(long, value_name = "N", default_value = "16")]
     pub concurrency: usize,
-    /// Jobs in the batch-enqueue measurement.
+    /// Jobs in the batch-enqueue measurement
+    #[arg(long, value_name = "N", default_value = "100000")]
     pub enqueue_jobs: usize,
-    /// Jobs per enqueue statement.
+    /// Jobs per enqueue statement
+    #[arg(long, value_name = "N", default_value = "1000")]
     pub batch: usize,
-    /// Jobs per second in the pickup-latency measurement.
+    /// Jobs per second in the pickup-latency measurement
+    #[arg(long, value_name = "N", default_value = "50")]
     pub rate: u32,
-    /// Length of the pickup-latency measurement.
+    /// Length of the pickup-latency measurement, in seconds
+    #[arg(long, value_name = "N", default_value = "10")]
     pub seconds: u32,
-    /// Where to write the results block, if anywhere.
-    pub write: Option<std::path::PathBuf>,
-    /// Run only the no-op throughput measurement (for profiling).
+    /// Where to write the results block, if anywhere
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Run only the no-op throughput measurement (for profiling)
+    #[arg(long)]
     pub throughput_only: bool,
 }
 
 impl Settings {
-    fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Settings> {
-        let mut s = Settings {
-            jobs: 20_000,
-            concurrency: 16,
-            enqueue_jobs: 100_000,
-            batch: 1_000,
-            rate: 50,
-            seconds: 10,
-            write: None,
-            throughput_only: false,
-        };
-        while let Some(flag) = args.next() {
-            if flag == "--throughput-only" {
-                s.throughput_only = true;
-                continue;
-            }
-            let value = args
-                .next()
-                .with_context(|| format!("{flag} needs a value"))?;
-            match flag.as_str() {
-                "--jobs" => s.jobs = value.parse()?,
-                "--concurrency" => s.concurrency = value.parse()?,
-                "--enqueue-jobs" => s.enqueue_jobs = value.parse()?,
-                "--batch" => s.batch = value.parse()?,
-                "--rate" => s.rate = value.parse()?,
-                "--seconds" => s.seconds = value.parse()?,
-                "--write" => s.write = Some(value.into()),
-                other => bail!("unknown flag {other}"),
-            }
-        }
-        Ok(s)
-    }
-
     /// The gap between two enqueues in the latency measurement.
     pub fn interval(&self) -> Duration {
         Duration::from_secs(1) / self.rate.max(1)
@@ -115,92 +91,95 @@ impl Settings {
     }
 }
 
-/// Flags of the `api` and `analysis` commands: `--name value` pairs.
-fn flags(
-    args: impl Iterator<Item = String>,
-) -> anyhow::Result<std::collections::HashMap<String, String>> {
-    let mut out = std::collections::HashMap::new();
-    let mut args = args;
-    while let Some(flag) = args.next() {
-        let name = flag
-            .strip_prefix("--")
-            .with_context(|| format!("{flag} is not a flag"))?;
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?;
-        out.insert(name.to_owned(), value);
-    }
-    Ok(out)
+/// Benchmarks of crunch; each prints a results block and, with --write,
+/// puts it in its place in a Markdown file.
+#[derive(Debug, Parser)]
+#[command(name = "crunch-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
 }
 
-fn flag<T: std::str::FromStr>(
-    flags: &std::collections::HashMap<String, String>,
-    name: &str,
-    default: T,
-) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match flags.get(name) {
-        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("--{name}: {e}")),
-        None => Ok(default),
-    }
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The queue beside its floor and apalis-postgres: no-op throughput,
+    /// batch enqueue rate and pickup latency
+    Queue(Settings),
+    /// API latency under open-loop load on loopback
+    Api {
+        /// GET /v1/jobs/{id} requests per second
+        #[arg(long, value_name = "N", default_value = "1000")]
+        get_rate: u32,
+        /// POST /v1/jobs requests per second
+        #[arg(long, value_name = "N", default_value = "200")]
+        submit_rate: u32,
+        /// Length of each phase, in seconds
+        #[arg(long, value_name = "N", default_value = "10")]
+        seconds: u32,
+        /// Where to write the results block, if anywhere
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
+    /// A group-by over generated rows, in memory and under a memory pool
+    /// small enough to make it spill
+    Analysis {
+        /// Rows generated
+        #[arg(long, value_name = "N", default_value = "10000000")]
+        rows: usize,
+        /// Distinct group keys
+        #[arg(long, value_name = "N", default_value = "1000000")]
+        keys: usize,
+        /// The small memory pool, in MiB
+        #[arg(long, value_name = "N", default_value = "64")]
+        limit_mib: usize,
+        /// Where to write the results block, if anywhere
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
+    /// The worker-scaling policy simulated (deterministic)
+    Scaling {
+        /// Where to write the results block, if anywhere
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
 }
-
-const USAGE: &str = "usage:
-  crunch-bench queue [--jobs N] [--concurrency N] [--enqueue-jobs N] [--batch N] [--rate N] [--seconds N] [--write FILE]
-  crunch-bench api [--get-rate N] [--submit-rate N] [--seconds N] [--write FILE]
-  crunch-bench analysis [--rows N] [--keys N] [--limit-mib N] [--write FILE]
-  crunch-bench scaling [--write FILE]";
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().unwrap_or_default();
+    let cli = Cli::parse();
     epoch();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match command.as_str() {
-        "queue" => {
-            let settings = Settings::parse(args)?;
-            runtime.block_on(async move {
-                let setup = setup::Setup::start().await?;
-                let results = report::Results::measure(&setup, &settings).await?;
-                let block = results.markdown(&settings, &setup);
-                publish(&block, "queue", settings.write.as_deref())
-            })
-        }
-        "api" => {
-            let flags = flags(args)?;
-            let get_rate = flag(&flags, "get-rate", 1000u32)?;
-            let submit_rate = flag(&flags, "submit-rate", 200u32)?;
-            let seconds = flag(&flags, "seconds", 10u32)?;
-            let write = flags.get("write").map(std::path::PathBuf::from);
-            runtime.block_on(async move {
-                let setup = setup::Setup::start().await?;
-                let results = api::measure(&setup, get_rate, submit_rate, seconds).await?;
-                let block = results.markdown(get_rate, submit_rate, seconds, &setup);
-                publish(&block, "api", write.as_deref())
-            })
-        }
-        "analysis" => {
-            let flags = flags(args)?;
-            let rows = flag(&flags, "rows", 10_000_000usize)?;
-            let keys = flag(&flags, "keys", 1_000_000usize)?;
-            let limit_mib = flag(&flags, "limit-mib", 64usize)?;
-            let write = flags.get("write").map(std::path::PathBuf::from);
-            runtime.block_on(async move {
-                let runs = analysis::measure(rows, keys, &[8 << 30, limit_mib << 20]).await?;
-                let block = analysis::markdown(rows, keys, &runs);
-                publish(&block, "analysis", write.as_deref())
-            })
-        }
-        "scaling" => {
-            let flags = flags(args)?;
-            let write = flags.get("write").map(std::path::PathBuf::from);
-            publish(&scaling::markdown(), "scaling", write.as_deref())
-        }
-        _ => bail!("{USAGE}"),
+    match cli.command {
+        Bench::Queue(settings) => runtime.block_on(async move {
+            let setup = setup::Setup::start().await?;
+            let results = report::Results::measure(&setup, &settings).await?;
+            let block = results.markdown(&settings, &setup);
+            publish(&block, "queue", settings.write.as_deref())
+        }),
+        Bench::Api {
+            get_rate,
+            submit_rate,
+            seconds,
+            write,
+        } => runtime.block_on(async move {
+            let setup = setup::Setup::start().await?;
+            let results = api::measure(&setup, get_rate, submit_rate, seconds).await?;
+            let block = results.markdown(get_rate, submit_rate, seconds, &setup);
+            publish(&block, "api", write.as_deref())
+        }),
+        Bench::Analysis {
+            rows,
+            keys,
+            limit_mib,
+            write,
+        } => runtime.block_on(async move {
+            let runs = analysis::measure(rows, keys, &[8 << 30, limit_mib << 20]).await?;
+            let block = analysis::markdown(rows, keys, &runs);
+            publish(&block, "analysis", write.as_deref())
+        }),
+        Bench::Scaling { write } => publish(&scaling::markdown(), "scaling", write.as_deref()),
     }
 }
 

@@ -4,7 +4,9 @@
 //! - [`MIGRATOR`] is the schema; [`connect_and_migrate`] applies it.
 //! - [`LocalCluster`] runs PostgreSQL without any setup: persistent for the
 //!   server running standalone, temporary for tests.
-//! - [`testing::test_db`] gives each test its own migrated database.
+//! - `testing::test_db` gives each test its own migrated database. It is
+//!   compiled only with the `testing` feature, which only dev-dependencies
+//!   turn on: no binary carries it.
 
 mod binaries;
 mod cluster;
@@ -12,6 +14,7 @@ mod connect;
 mod error;
 mod pidfile;
 mod reaper;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cluster::{ClusterOptions, LocalCluster};

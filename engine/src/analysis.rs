@@ -4,8 +4,14 @@
 //! Column and table names here are data, never SQL: the engine resolves
 //! them against the registered tables and builds expressions from them, so
 //! a name like `a; DROP TABLE b` is just a column that does not exist.
+//!
+//! [`PayloadFilter`] is the part of a payload that listing jobs matches on
+//! (by dataset, by [`AnalysisType`]), declared next to the payload so the
+//! two cannot drift apart.
 
-use serde::{Deserialize, Serialize};
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize, de::IntoDeserializer};
 
 /// One analysis job: the datasets it reads and what to compute over them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +115,138 @@ pub enum Analysis {
         #[serde(default)]
         min_count: Option<u64>,
     },
+}
+
+impl Analysis {
+    /// Which analysis this is, without its parameters.
+    pub fn analysis_type(&self) -> AnalysisType {
+        match self {
+            Analysis::Sql { .. } => AnalysisType::Sql,
+            Analysis::Summary { .. } => AnalysisType::Summary,
+            Analysis::GroupBy { .. } => AnalysisType::GroupBy,
+            Analysis::Histogram { .. } => AnalysisType::Histogram,
+            Analysis::Correlation { .. } => AnalysisType::Correlation,
+            Analysis::TimeSeries { .. } => AnalysisType::TimeSeries,
+        }
+    }
+
+    /// The one input table a named analysis reads; `None` for SQL, which
+    /// names its tables in the query.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Analysis::Sql { .. } => None,
+            Analysis::Summary { table, .. }
+            | Analysis::GroupBy { table, .. }
+            | Analysis::Histogram { table, .. }
+            | Analysis::Correlation { table, .. }
+            | Analysis::TimeSeries { table, .. } => Some(table),
+        }
+    }
+}
+
+/// The kinds of [`Analysis`], without their parameters: the payload's
+/// `type` tag, spelled the same in JSON (`sql`, `group_by`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisType {
+    /// [`Analysis::Sql`].
+    Sql,
+    /// [`Analysis::Summary`].
+    Summary,
+    /// [`Analysis::GroupBy`].
+    GroupBy,
+    /// [`Analysis::Histogram`].
+    Histogram,
+    /// [`Analysis::Correlation`].
+    Correlation,
+    /// [`Analysis::TimeSeries`].
+    TimeSeries,
+}
+
+impl AnalysisType {
+    /// The snake_case name, as the payload's `type` tag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnalysisType::Sql => "sql",
+            AnalysisType::Summary => "summary",
+            AnalysisType::GroupBy => "group_by",
+            AnalysisType::Histogram => "histogram",
+            AnalysisType::Correlation => "correlation",
+            AnalysisType::TimeSeries => "time_series",
+        }
+    }
+}
+
+impl fmt::Display for AnalysisType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of the [`AnalysisType`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no analysis is called {0:?}")]
+pub struct UnknownAnalysisType(pub String);
+
+impl FromStr for AnalysisType {
+    type Err = UnknownAnalysisType;
+
+    /// Reads a name as the payload spells it (`group_by`), exactly.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        // The serde spelling is the payload's, so no second list of names
+        // can fall behind the enum.
+        let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            name.into_deserializer();
+        AnalysisType::deserialize(de).map_err(|_| UnknownAnalysisType(name.to_owned()))
+    }
+}
+
+/// What listed jobs' payloads must contain: the JSON it serializes to is
+/// contained (PostgreSQL's `jsonb @>`) in the serialized [`AnalysisJob`] of
+/// every job it matches. Each field mirrors the payload's layout: `inputs`
+/// is an array of objects with a `dataset`, `analysis` an object with a
+/// `type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PayloadFilter {
+    /// Datasets every matching job reads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inputs: Vec<InputFilter>,
+    /// The analysis a matching job runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analysis: Option<AnalysisFilter>,
+}
+
+/// An [`Input`] as a filter names it: by dataset only, under any table
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct InputFilter {
+    dataset: uuid::Uuid,
+}
+
+/// An [`Analysis`] as a filter names it: by its `type` tag only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct AnalysisFilter {
+    #[serde(rename = "type")]
+    analysis_type: AnalysisType,
+}
+
+impl PayloadFilter {
+    /// Only jobs that read `dataset` (as any of their inputs).
+    pub fn reading(mut self, dataset: uuid::Uuid) -> Self {
+        self.inputs.push(InputFilter { dataset });
+        self
+    }
+
+    /// Only jobs whose analysis is of this type.
+    pub fn of_type(mut self, analysis_type: AnalysisType) -> Self {
+        self.analysis = Some(AnalysisFilter { analysis_type });
+        self
+    }
+
+    /// Whether the filter matches every job (it names nothing).
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.analysis.is_none()
+    }
 }
 
 /// One aggregate of a group-by.
@@ -252,6 +390,186 @@ mod tests {
         assert_eq!(aggregates[0].function, AggregateFunction::Mean);
         assert_eq!(filters[0].op, FilterOp::In);
         assert_eq!(*min_group_size, Some(5));
+    }
+
+    /// PostgreSQL's `jsonb @>`: whether `outer` contains `inner` (an object
+    /// contains every key of `inner` with a value containing its value, an
+    /// array contains each element of `inner` somewhere, a scalar only
+    /// itself).
+    fn contains(outer: &serde_json::Value, inner: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (outer, inner) {
+            (Value::Object(outer), Value::Object(inner)) => inner
+                .iter()
+                .all(|(key, value)| outer.get(key).is_some_and(|o| contains(o, value))),
+            (Value::Array(outer), Value::Array(inner)) => inner
+                .iter()
+                .all(|value| outer.iter().any(|o| contains(o, value))),
+            (outer, inner) => outer == inner,
+        }
+    }
+
+    /// One analysis of each type.
+    fn one_of_each() -> Vec<Analysis> {
+        let filters = vec![Filter {
+            column: "amount".into(),
+            op: FilterOp::Gt,
+            value: serde_json::json!(0),
+        }];
+        vec![
+            Analysis::Sql {
+                query: "SELECT 1".into(),
+            },
+            Analysis::Summary {
+                table: "t".into(),
+                columns: None,
+            },
+            Analysis::GroupBy {
+                table: "t".into(),
+                keys: vec!["region".into()],
+                aggregates: vec![Aggregate {
+                    function: AggregateFunction::Count,
+                    column: None,
+                    alias: None,
+                }],
+                filters: filters.clone(),
+                min_group_size: Some(5),
+            },
+            Analysis::Histogram {
+                table: "t".into(),
+                column: "amount".into(),
+                bins: 10,
+                filters: filters.clone(),
+            },
+            Analysis::Correlation {
+                table: "t".into(),
+                columns: vec!["a".into(), "b".into()],
+                filters: filters.clone(),
+            },
+            Analysis::TimeSeries {
+                table: "t".into(),
+                time_column: "at".into(),
+                value_column: "amount".into(),
+                bucket: "1 day".into(),
+                aggregate: AggregateFunction::Sum,
+                filters,
+                min_count: None,
+            },
+        ]
+    }
+
+    fn job(analysis: Analysis, datasets: &[uuid::Uuid]) -> serde_json::Value {
+        let job = AnalysisJob {
+            inputs: datasets
+                .iter()
+                .enumerate()
+                .map(|(n, &dataset)| Input {
+                    table: format!("t{n}"),
+                    dataset,
+                })
+                .collect(),
+            analysis,
+        };
+        serde_json::to_value(&job).unwrap()
+    }
+
+    fn filter(filter: &PayloadFilter) -> serde_json::Value {
+        serde_json::to_value(filter).unwrap()
+    }
+
+    #[test]
+    fn a_serialized_job_contains_what_a_filter_on_its_dataset_and_type_produces() {
+        let read = uuid::Uuid::now_v7();
+        let other = uuid::Uuid::now_v7();
+        for analysis in one_of_each() {
+            let analysis_type = analysis.analysis_type();
+            let payload = job(analysis, &[other, read]);
+            for matching in [
+                PayloadFilter::default().reading(read),
+                PayloadFilter::default().of_type(analysis_type),
+                PayloadFilter::default()
+                    .reading(read)
+                    .of_type(analysis_type),
+                PayloadFilter::default().reading(read).reading(other),
+            ] {
+                assert!(
+                    contains(&payload, &filter(&matching)),
+                    "{payload} does not contain {}",
+                    filter(&matching)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_filter_on_another_dataset_or_type_does_not_match() {
+        let read = uuid::Uuid::now_v7();
+        let unread = uuid::Uuid::now_v7();
+        let analyses = one_of_each();
+        let types: Vec<AnalysisType> = analyses.iter().map(Analysis::analysis_type).collect();
+        for analysis in analyses {
+            let own = analysis.analysis_type();
+            let payload = job(analysis, &[read]);
+            let unread = PayloadFilter::default().reading(unread);
+            assert!(!contains(&payload, &filter(&unread)), "{payload}");
+            for &other in types.iter().filter(|&&t| t != own) {
+                let other = PayloadFilter::default().reading(read).of_type(other);
+                assert!(!contains(&payload, &filter(&other)), "{payload}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_filter_is_laid_out_as_the_payload_is() {
+        let dataset = uuid::Uuid::now_v7();
+        let both = PayloadFilter::default()
+            .reading(dataset)
+            .of_type(AnalysisType::TimeSeries);
+        assert_eq!(
+            filter(&both),
+            serde_json::json!({
+                "inputs": [{"dataset": dataset}],
+                "analysis": {"type": "time_series"},
+            })
+        );
+        let by_dataset = PayloadFilter::default().reading(dataset);
+        assert_eq!(
+            filter(&by_dataset),
+            serde_json::json!({"inputs": [{"dataset": dataset}]})
+        );
+    }
+
+    #[test]
+    fn an_empty_filter_names_nothing() {
+        assert!(PayloadFilter::default().is_empty());
+        assert!(
+            !PayloadFilter::default()
+                .of_type(AnalysisType::Sql)
+                .is_empty()
+        );
+        assert_eq!(filter(&PayloadFilter::default()), serde_json::json!({}));
+    }
+
+    #[test]
+    fn an_analysis_type_is_named_as_the_payload_tags_it() {
+        for analysis in one_of_each() {
+            let analysis_type = analysis.analysis_type();
+            let tag = serde_json::to_value(&analysis).unwrap()["type"].clone();
+            assert_eq!(tag, analysis_type.name());
+            assert_eq!(analysis_type.name().parse(), Ok(analysis_type));
+        }
+        assert_eq!(
+            "GroupBy".parse::<AnalysisType>(),
+            Err(UnknownAnalysisType("GroupBy".into()))
+        );
+    }
+
+    #[test]
+    fn a_named_analysis_reads_its_table_and_sql_names_none() {
+        for analysis in one_of_each() {
+            let expected = (analysis.analysis_type() != AnalysisType::Sql).then_some("t");
+            assert_eq!(analysis.table(), expected);
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! - [`Env`]: one throwaway cluster, a migrated database, a dataset store in
 //!   a temporary directory, and the processes started on them; when a test
-//!   fails, their logs are printed.
+//!   fails, their logs are printed. Each holds the suite's turn while it
+//!   lives, so the cases run one at a time (see [`Env::start`]).
 //! - [`Proc`]: a child process, killed when dropped, signalled with the
 //!   `kill` command.
 //! - [`Api`]: a small HTTP client for the calls the cases make.
@@ -12,7 +13,8 @@
 //!   with a generous bound (the bound only turns a hang into a failure).
 //!
 //! Run it with `cargo test -p crunch-faults` (the binaries are built first
-//! if needed). `CRUNCH_FAULT_KILLS=200` raises the number of workers the
+//! if needed), one case with `cargo test -p crunch-faults --test it
+//! worker_crash`. `CRUNCH_FAULT_KILLS=200` raises the number of workers the
 //! crash case kills (20 by default); `CRUNCH_FAULT_LOG=info` makes the
 //! processes log more (their output is printed when a case fails).
 
@@ -59,13 +61,19 @@ pub fn pairs_query(k: u32) -> String {
     format!("SELECT count(*) AS n FROM t a, t b WHERE a.x + b.x = {k}")
 }
 
-/// Holds tests that share a binary to one at a time: each starts its own
-/// cluster and processes, and two at once on a small machine would starve
-/// each other's heartbeats.
-pub async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
-}
+/// The suite's turn, held by each [`Env`] for as long as it lives.
+///
+/// Every case starts its own cluster, a server and workers with engine
+/// threads, and kills, restarts or signals them; its processes run with
+/// 2 s leases and 0.5 s heartbeats. The cases share one test binary, whose
+/// harness runs as many tests at once as the machine has cores: two cases
+/// at once on a small machine starve each other's heartbeats and fail by
+/// timing rather than by the fault under test, and on a large one a dozen
+/// clusters and dozens of workers would compete. So the cases run one after
+/// another, whatever `--test-threads` says. A tokio mutex: it is held
+/// across awaits and by tests on different runtimes, and a failed case
+/// releases it without poisoning it for the next.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The two binaries under test.
 #[derive(Debug)]
@@ -99,7 +107,7 @@ pub fn binaries() -> &'static Binaries {
             .expect("the workspace root");
         // A worker without failpoints (built by a plain `cargo build`, so
         // newer than the sources yet not this suite's build) is rebuilt
-        // too: tests/panic.rs needs them.
+        // too: tests/it/panic.rs needs them.
         if stale(&binaries.server, workspace)
             || stale(&binaries.worker, workspace)
             || !has_failpoints(&binaries.worker)
@@ -312,16 +320,23 @@ pub struct Env {
     pub queue: Queue,
     dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<(String, PathBuf)>>>,
+    /// Last, so the turn passes on only once the cluster and the directory
+    /// are gone (fields drop in order, after [`Env`]'s own `drop`).
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// The database the processes share.
 const DATABASE: &str = "crunch";
 
 impl Env {
-    /// Starts a cluster (ephemeral: no fsync, but synchronous_commit on, so
+    /// Waits for the suite's turn (one case runs at a time: two would
+    /// starve each other's processes of the machine), then starts a
+    /// cluster (ephemeral: no fsync, but synchronous_commit on, so
     /// acknowledged commits survive PostgreSQL crashes) and migrates a
-    /// database on it.
+    /// database on it. Start an `Env` before the processes, agents and
+    /// tasks of a case, so they end before the turn passes on.
     pub async fn start() -> Env {
+        let turn = TURN.lock().await;
         let cluster = LocalCluster::start_temporary(ClusterOptions {
             ephemeral: true,
             ..ClusterOptions::default()
@@ -339,6 +354,7 @@ impl Env {
             queue,
             dir: tempfile::tempdir().expect("a temporary directory"),
             logs: Arc::default(),
+            _turn: turn,
         }
     }
 

@@ -1,9 +1,13 @@
-//! What clients and operators do to jobs: read them, cancel them.
+//! What clients and operators do to jobs: read them (and their payloads and
+//! results as their types), cancel them, and check that the queue's
+//! database answers.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     Queue,
     error::QueueError,
-    job::{Job, JobId, JobState, TenantId},
+    job::{Job, JobId, JobKind, JobState, TenantId},
 };
 
 /// The notification channel that tells workers a running job was cancelled;
@@ -55,6 +59,63 @@ pub struct JobFilter {
     pub before: Option<JobId>,
     /// At most this many.
     pub limit: i64,
+}
+
+impl JobFilter {
+    /// Only jobs whose payload contains `part` as serialized (`@>`): a
+    /// typed value laid out like the kind's payload, e.g. the payload's
+    /// own filter type.
+    pub fn containing<T: Serialize>(mut self, part: &T) -> Result<Self, QueueError> {
+        self.payload_contains = Some(serde_json::to_value(part)?);
+        Ok(self)
+    }
+}
+
+impl Job {
+    /// The payload as kind `K`'s payload type.
+    ///
+    /// Every stored payload was checked against its kind's type at enqueue,
+    /// so a job of another kind, or a payload that no longer reads, breaks
+    /// an invariant ([`QueueError::Invariant`]); the details are logged.
+    pub fn payload_as<K: JobKind>(&self) -> Result<K::Payload, QueueError> {
+        if self.kind != K::KIND {
+            tracing::error!(
+                job = %self.id,
+                kind = %self.kind,
+                "read as a job of kind {:?}",
+                K::KIND
+            );
+            return Err(QueueError::Invariant("a job was read as another kind"));
+        }
+        K::Payload::deserialize(&self.payload).map_err(|e| {
+            tracing::error!(
+                job = %self.id,
+                kind = %self.kind,
+                "stored payload does not read: {e}"
+            );
+            QueueError::Invariant("a stored payload does not read as its kind's payload type")
+        })
+    }
+
+    /// The result the handler stored, as `T`; `None` while there is none
+    /// (the job has not succeeded).
+    ///
+    /// A stored result that does not read as `T` breaks an invariant
+    /// ([`QueueError::Invariant`]): the handler's own type wrote it. The
+    /// details are logged.
+    pub fn result_as<T: DeserializeOwned>(&self) -> Result<Option<T>, QueueError> {
+        let Some(result) = &self.result else {
+            return Ok(None);
+        };
+        T::deserialize(result).map(Some).map_err(|e| {
+            tracing::error!(
+                job = %self.id,
+                kind = %self.kind,
+                "stored result does not read: {e}"
+            );
+            QueueError::Invariant("a stored result does not read as the expected type")
+        })
+    }
 }
 
 impl Default for JobFilter {
@@ -135,6 +196,15 @@ impl Queue {
         .await?)
     }
 
+    /// Answers once the database does: a connection from the pool that
+    /// responds. What a readiness probe asks.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        use sqlx::Connection as _;
+        let mut connection = self.pool().acquire().await?;
+        connection.ping().await?;
+        Ok(())
+    }
+
     /// The tenant's job with this id.
     pub async fn get(&self, tenant: TenantId, id: JobId) -> Result<Option<Job>, QueueError> {
         Ok(sqlx::query_as!(
@@ -189,5 +259,102 @@ impl Queue {
             (None, Some(state)) => Cancel::AlreadyFinished(state),
             (None, None) => Cancel::NotFound,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Echo {
+        text: String,
+    }
+
+    impl JobKind for Echo {
+        const KIND: &'static str = "echo";
+        type Payload = Echo;
+    }
+
+    fn job(kind: &str, payload: serde_json::Value, result: Option<serde_json::Value>) -> Job {
+        let now = Utc::now();
+        Job {
+            id: JobId::new(),
+            tenant_id: TenantId::DEFAULT,
+            kind: kind.to_owned(),
+            payload,
+            state: JobState::Succeeded,
+            priority: 0,
+            run_at: now,
+            attempt: 1,
+            max_attempts: 3,
+            timeout_ms: 1000,
+            lease_expires_at: None,
+            worker_id: None,
+            heartbeat_at: None,
+            cancel_requested_at: None,
+            progress: None,
+            progress_message: None,
+            error: None,
+            result,
+            idempotency_key: None,
+            created_at: now,
+            started_at: Some(now),
+            finished_at: Some(now),
+        }
+    }
+
+    #[test]
+    fn a_payload_reads_as_its_kinds_type() {
+        let job = job("echo", serde_json::json!({"text": "hi"}), None);
+        let echo = job.payload_as::<Echo>().unwrap();
+        assert_eq!(echo.text, "hi");
+    }
+
+    #[test]
+    fn a_payload_that_does_not_read_or_is_of_another_kind_breaks_an_invariant() {
+        let malformed = job("echo", serde_json::json!({"words": 1}), None);
+        assert!(matches!(
+            malformed.payload_as::<Echo>(),
+            Err(QueueError::Invariant(_))
+        ));
+        let other = job("other", serde_json::json!({"text": "hi"}), None);
+        assert!(matches!(
+            other.payload_as::<Echo>(),
+            Err(QueueError::Invariant(_))
+        ));
+    }
+
+    #[test]
+    fn a_result_reads_as_asked_and_is_none_until_stored() {
+        let done = job(
+            "echo",
+            serde_json::json!({}),
+            Some(serde_json::json!({"text": "ok"})),
+        );
+        assert_eq!(
+            done.result_as::<Echo>().unwrap(),
+            Some(Echo { text: "ok".into() })
+        );
+        let pending = job("echo", serde_json::json!({}), None);
+        assert_eq!(pending.result_as::<Echo>().unwrap(), None);
+        let odd = job("echo", serde_json::json!({}), Some(serde_json::json!(7)));
+        assert!(matches!(
+            odd.result_as::<Echo>(),
+            Err(QueueError::Invariant(_))
+        ));
+    }
+
+    #[test]
+    fn a_filter_contains_the_serialized_part() {
+        let filter = JobFilter::default()
+            .containing(&Echo { text: "hi".into() })
+            .unwrap();
+        assert_eq!(
+            filter.payload_contains,
+            Some(serde_json::json!({"text": "hi"}))
+        );
     }
 }

@@ -1,6 +1,15 @@
-//! The queue's one error type.
+//! The queue's errors: [`QueueError`], and [`ProtectionError`], which a
+//! worker's `Protection` reports and a claim passes on.
+//!
+//! Depends on nothing in the crate but the job types, so every module,
+//! the backend included, can return these.
 
 use crate::job::JobState;
+
+/// Why protection could not be taken, renewed or given up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProtectionError(pub String);
 
 /// Everything that can go wrong in the queue layer.
 ///
@@ -41,7 +50,7 @@ pub enum QueueError {
     /// The worker could not take the protection it must hold while it holds
     /// jobs, so it did not claim.
     #[error("not claiming: protection unavailable: {0}")]
-    Unprotected(#[from] crate::backend::ProtectionError),
+    Unprotected(#[from] ProtectionError),
     /// The database failed or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -5,8 +5,9 @@
 //! (one statement for one job or a batch, in the caller's transaction if it
 //! likes), claims with `FOR UPDATE SKIP LOCKED` in one short statement,
 //! fences every later write by the attempt's [`Lease`], rescues attempts
-//! whose lease expired, prunes finished jobs, and answers the statistics
-//! that the API and autoscaling need.
+//! whose lease expired, prunes finished jobs, answers the statistics
+//! that the API and autoscaling need, and wakes clients waiting for jobs to
+//! finish ([`JobWaiters`]).
 //!
 //! The states and their transitions are documented on [`JobState`] and in
 //! ARCHITECTURE.md.
@@ -75,6 +76,7 @@ mod lease;
 mod maintenance;
 mod registry;
 mod stats;
+mod wait;
 
 use std::{sync::Arc, time::Duration};
 
@@ -82,11 +84,11 @@ use sqlx::PgPool;
 
 pub use admin::{CANCEL_CHANNEL, Cancel, FINISHED_CHANNEL, JobAttempt, JobFilter};
 pub use backend::{
-    Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, Protection,
-    ProtectionError, WorkerConfig, WorkerHandle,
+    Interrupted, JobContext, JobFailure, JobLayer, JobService, PgBackend, Protection, WorkerConfig,
+    WorkerHandle,
 };
 pub use backoff::Backoff;
-pub use error::QueueError;
+pub use error::{ProtectionError, QueueError};
 pub use job::{
     ClaimedJob, Enqueued, Job, JobId, JobKind, JobState, Lease, NewJob, Outcome, TenantId,
 };
@@ -94,6 +96,7 @@ pub use lease::{Finished, Progress, Renewed};
 pub use maintenance::{Maintenance, MaintenanceReport};
 pub use registry::Registry;
 pub use stats::{FinishedCounts, QueueStats, RunTimeQuantiles, RunTimes, WorkerLoad};
+pub use wait::{JobWaiters, Parked};
 
 /// The channel on which an insert announces claimable jobs; the payload is
 /// the comma-separated kinds.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod plain_text;
 pub mod problem;
 pub mod scaling;
+pub mod settings;
 pub mod spec;
 pub mod state;
 pub mod unread_body;

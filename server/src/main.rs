@@ -3,133 +3,44 @@
 //! dataset store, and in-process workers. `crunch-server migrate` applies
 //! the schema and exits.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use crunch_db::{ClusterOptions, LocalCluster};
 use crunch_engine::Engine;
 use crunch_queue::{Maintenance, Queue};
 use crunch_server::{
-    metrics::Metrics,
-    scaling::{AwsClients, Publisher, ScalingStatus, WorkerService},
+    scaling::{AwsClients, Publisher, WorkerService},
+    settings::{ServerCli, ServerCommand},
     state::{AppState, Limits},
-    waiters::Waiters,
 };
 use crunch_store::{Store, Sweep};
 use crunch_worker::{
-    config::{Config, Setting},
     handler::{Deps, run_worker},
-    settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
+    settings::{from_process, shutdown_signal},
 };
 use poem::{Server, listener::TcpListener};
 use tokio::sync::watch;
 
-const SERVER_SETTINGS: &[Setting] = &[
-    Setting {
-        env: "CRUNCH_LISTEN",
-        flag: "listen",
-        default: "127.0.0.1:8080",
-        help: "address the API listens on",
-    },
-    Setting {
-        env: "CRUNCH_DATA_DIR",
-        flag: "data-dir",
-        default: ".crunch",
-        help: "home of the private PostgreSQL cluster and the default local store",
-    },
-    Setting {
-        env: "CRUNCH_WORKERS",
-        flag: "workers",
-        default: "1",
-        help: "in-process workers (0 when separate worker processes run)",
-    },
-    Setting {
-        env: "CRUNCH_MAX_UPLOAD_BYTES",
-        flag: "max-upload-bytes",
-        default: "1073741824",
-        help: "largest dataset upload",
-    },
-    Setting {
-        env: "CRUNCH_MAX_COLUMNS",
-        flag: "max-columns",
-        default: "10000",
-        help: "most columns an upload may have",
-    },
-    Setting {
-        env: "CRUNCH_RETENTION_HOURS",
-        flag: "retention-hours",
-        default: "168",
-        help: "finished jobs are pruned after this long",
-    },
-    Setting {
-        env: "CRUNCH_DB_MAX_CONNECTIONS",
-        flag: "db-max-connections",
-        default: "20",
-        help: "the server's database pool size",
-    },
-    Setting {
-        env: "CRUNCH_ECS_CLUSTER",
-        flag: "ecs-cluster",
-        default: "",
-        help: "ECS cluster of the worker service; with CRUNCH_WORKER_SERVICE, turns on the worker-scaling metric publisher",
-    },
-    Setting {
-        env: "CRUNCH_WORKER_SERVICE",
-        flag: "worker-service",
-        default: "",
-        help: "ECS service of the workers, whose BacklogPerTask metric this server publishes",
-    },
-    Setting {
-        env: "CRUNCH_LOG",
-        flag: "log",
-        default: "info",
-        help: "log filter (tracing env-filter syntax)",
-    },
-];
-
-fn settings() -> Vec<Setting> {
-    SERVER_SETTINGS
-        .iter()
-        .chain(WORKER_SETTINGS)
-        .copied()
-        .collect()
-}
-
 fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let migrate_only = args.first().is_some_and(|a| a == "migrate");
-    if migrate_only {
-        args.remove(0);
-    }
-    let settings = settings();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "{}",
-            crunch_worker::config::help("crunch-server [migrate]", &settings)
-        );
-        return Ok(());
-    }
-    let config = Config::from_parts(&settings, &args, |name| std::env::var(name).ok())?;
+    let cli: ServerCli = from_process();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            config.text("CRUNCH_LOG").unwrap_or("info"),
-        ))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.worker.log))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(config, migrate_only))
+    runtime.block_on(run(cli))
 }
 
-async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
-    let data_dir = PathBuf::from(config.text("CRUNCH_DATA_DIR").unwrap_or(".crunch"));
-    let data_dir = std::path::absolute(&data_dir).context("CRUNCH_DATA_DIR")?;
+async fn run(cli: ServerCli) -> anyhow::Result<()> {
+    let data_dir = std::path::absolute(&cli.data_dir).context("CRUNCH_DATA_DIR")?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
     // Standalone: no DATABASE_URL means a private cluster of our own.
-    let (url, cluster) = match config.text("DATABASE_URL") {
-        Some(url) => (url.to_owned(), None),
+    let (url, cluster) = match &cli.worker.database_url {
+        Some(url) => (url.clone(), None),
         None => {
             let dir = data_dir.join("postgres");
             tracing::info!(
@@ -142,36 +53,23 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
             (cluster.url("crunch"), Some(cluster))
         }
     };
-    let max_connections = config.parse("CRUNCH_DB_MAX_CONNECTIONS")?.unwrap_or(20);
-    let pool = crunch_db::connect_and_migrate(&url, max_connections)
+    let pool = crunch_db::connect_and_migrate(&url, cli.db_max_connections)
         .await
         .context("connecting to PostgreSQL and applying the schema")?;
-    if migrate_only {
+    if cli.command == Some(ServerCommand::Migrate) {
         tracing::info!("schema is up to date");
         return Ok(());
     }
 
-    let store_url = match config.text("CRUNCH_STORE_URL") {
-        Some(url) => url.to_owned(),
-        None => format!("file://{}", data_dir.join("store").display()),
-    };
+    let store_url = cli.store_url(&data_dir);
     let store = Store::open(pool.clone(), &store_url).context("opening the dataset store")?;
     let queue = Queue::new(pool, crunch_worker::registry());
     let limits = Limits {
-        max_upload_bytes: config.parse("CRUNCH_MAX_UPLOAD_BYTES")?.unwrap_or(1 << 30),
-        max_columns: config
-            .parse("CRUNCH_MAX_COLUMNS")?
-            .unwrap_or(crunch_store::DEFAULT_MAX_COLUMNS),
+        max_upload_bytes: cli.max_upload_bytes,
+        max_columns: cli.max_columns,
         ..Limits::default()
     };
-    let state = AppState {
-        queue: queue.clone(),
-        store: store.clone(),
-        waiters: Waiters::start(queue.clone()),
-        limits,
-        metrics: Metrics::default(),
-        scaling: ScalingStatus::default(),
-    };
+    let state = AppState::new(queue.clone(), store.clone(), limits);
 
     let (stop, stopped) = watch::channel(false);
     let when_stopped = move || {
@@ -190,15 +88,9 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
 
-    let retention = Duration::from_secs(
-        config
-            .parse::<u64>("CRUNCH_RETENTION_HOURS")?
-            .unwrap_or(168)
-            * 3600,
-    );
     let maintenance = tokio::spawn(
         Maintenance {
-            retention: Some(retention),
+            retention: Some(cli.retention),
             ..Maintenance::default()
         }
         .run(queue.clone(), when_stopped()),
@@ -207,14 +99,11 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
     // that did not count, parts orphaned by a crash) are deleted hourly.
     let sweep = tokio::spawn(Sweep::default().run(store.clone(), queue.clone(), when_stopped()));
 
-    let publisher = match (
-        config.text("CRUNCH_ECS_CLUSTER"),
-        config.text("CRUNCH_WORKER_SERVICE"),
-    ) {
+    let publisher = match (&cli.ecs_cluster, &cli.worker_service) {
         (Some(cluster), Some(service)) => {
             let service = WorkerService {
-                cluster: cluster.to_owned(),
-                service: service.to_owned(),
+                cluster: cluster.clone(),
+                service: service.clone(),
             };
             tracing::info!(
                 cluster = service.cluster,
@@ -238,10 +127,10 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         _ => anyhow::bail!("set both CRUNCH_ECS_CLUSTER and CRUNCH_WORKER_SERVICE, or neither"),
     };
 
-    let workers: usize = config.parse("CRUNCH_WORKERS")?.unwrap_or(1);
+    let workers = cli.workers;
     let mut worker_tasks = Vec::new();
     if workers > 0 {
-        let (options, engine_config) = worker_options(&config)?;
+        let (options, engine_config) = cli.worker.worker_options();
         let engine = Engine::new(engine_config)?;
         for n in 0..workers {
             let mut options = options.clone();
@@ -261,9 +150,7 @@ async fn run(config: Config, migrate_only: bool) -> anyhow::Result<()> {
         tracing::info!("{workers} in-process worker(s) running");
     }
 
-    let listen: SocketAddr = config
-        .parse("CRUNCH_LISTEN")?
-        .context("CRUNCH_LISTEN must be an address such as 127.0.0.1:8080")?;
+    let listen = cli.listen;
     let listener = TcpListener::bind(listen);
     println!("crunch API:     http://{listen}/v1/datasets");
     println!("API docs (UI):  http://{listen}/docs");

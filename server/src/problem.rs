@@ -1,10 +1,13 @@
 //! Errors as RFC 9457 problem details: the one error body of the API, and
 //! the single place where failures of the layers below become HTTP statuses.
 
+use crunch_engine::EngineError;
 use crunch_queue::QueueError;
 use crunch_store::StoreError;
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::Object;
+
+use crate::api::results::ResultError;
 
 /// A problem report (RFC 9457), served as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Object)]
@@ -260,9 +263,74 @@ impl From<StoreError> for ApiError {
                 detail: reason,
                 errors: Vec::new(),
             },
+            // A malformed query parameter, like any other.
+            StoreError::DeclaredSchema(e) => ApiError::BadRequest(e.to_string()),
             StoreError::Database(e) => database(&e),
             StoreError::Object(e) => ApiError::Unavailable(format!("object store: {e}")),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    /// What the submit check ([`crunch_engine::check_sql`]) refuses is the
+    /// job's query at fault (422, naming `analysis.query`); any other
+    /// engine error is a failure of the check itself (500).
+    fn from(e: EngineError) -> Self {
+        let (detail, message) = match e {
+            EngineError::InvalidQuery(reason) => (format!("invalid query: {reason}"), reason),
+            EngineError::UnknownTable(table) => (
+                format!(
+                    "the query reads table {table}, which is not one of the job's inputs \
+                     (a query sees only its inputs, under their `table` names)"
+                ),
+                format!("unknown table {table}"),
+            ),
+            EngineError::UnknownColumn(column) => (
+                format!(
+                    "invalid query: unknown column {column} \
+                     (an input's columns are its dataset's columns)"
+                ),
+                format!("unknown column {column}"),
+            ),
+            other => return ApiError::Internal(format!("checking a query: {other}")),
+        };
+        ApiError::Unprocessable {
+            detail,
+            errors: vec![InputError {
+                line: None,
+                column: Some("analysis.query".to_owned()),
+                message,
+            }],
+        }
+    }
+}
+
+impl From<ResultError> for ApiError {
+    /// A succeeded job's result that is missing or does not read is a bug
+    /// (500); an object store that fails is unavailable (503).
+    fn from(e: ResultError) -> Self {
+        match e {
+            ResultError::Object(_) => ApiError::Unavailable(e.to_string()),
+            ResultError::Missing(_)
+            | ResultError::Parquet(_)
+            | ResultError::Encode(_)
+            | ResultError::Decode(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// A readiness check that failed. Whatever the queue's error, a replica
+/// whose database does not answer is not ready: always 503.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub QueueError);
+
+impl From<NotReady> for ApiError {
+    fn from(NotReady(e): NotReady) -> Self {
+        match e {
+            QueueError::Database(e) => ApiError::Unavailable(format!("database: {e}")),
+            other => ApiError::Unavailable(other.to_string()),
         }
     }
 }

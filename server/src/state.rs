@@ -12,6 +12,10 @@ use crate::{metrics::Metrics, scaling::ScalingStatus, waiters::Waiters};
 /// times over.
 pub const DEFAULT_MAX_JSON_BYTES: usize = 1 << 20;
 
+/// Default for [`Limits::max_upload_bytes`] (and `CRUNCH_MAX_UPLOAD_BYTES`):
+/// 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
+
 /// Limits on what a request may ask for.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -30,7 +34,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_upload_bytes: 1 << 30,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             max_line_bytes: 1 << 20,
             max_columns: crunch_store::DEFAULT_MAX_COLUMNS,
             max_wait: Duration::from_secs(60),
@@ -57,6 +61,21 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of an application over `queue` and `store` with `limits`:
+    /// long-poll waiters listening on the queue, fresh metrics and no
+    /// scaling reading yet. Must be called inside a Tokio runtime (the
+    /// waiters start their listener task).
+    pub fn new(queue: Queue, store: Store, limits: Limits) -> Self {
+        AppState {
+            waiters: Waiters::start(queue.clone()),
+            queue,
+            store,
+            limits,
+            metrics: Metrics::default(),
+            scaling: ScalingStatus::default(),
+        }
+    }
+
     /// The tenant a request acts for. Every request belongs to the default
     /// tenant until API keys map requests to tenants; every query below
     /// already filters by it.

@@ -1,13 +1,16 @@
-//! The store's one error type.
+//! What can go wrong in the store: [`StoreError`], and whose fault it was
+//! ([`StoreError::is_caller_fault`]); [`DeclaredSchemaError`], why the
+//! text of a declared schema does not parse.
 
 use datafusion::arrow::error::ArrowError;
 use datafusion::parquet::errors::ParquetError;
 
 /// Everything that can go wrong in the store.
 ///
-/// The HTTP layer maps the client's errors ([`StoreError::is_client_error`])
-/// to 4xx responses, `BadInput` with its line and column in the body; the
-/// rest are for logs.
+/// Variants that blame the input ([`StoreError::is_caller_fault`]) say
+/// where, for the caller to fix (`BadInput` names its line and column);
+/// the others are the store's or its dependencies' failures, for logs.
+/// Callers map them at their own edge.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The tenant has no such dataset.
@@ -41,6 +44,10 @@ pub enum StoreError {
     /// The dataset name is not acceptable.
     #[error("invalid dataset name: {0}")]
     InvalidName(String),
+    /// The text of a declared schema does not parse
+    /// ([`schema::parse_declared`](crate::schema::parse_declared)).
+    #[error("invalid declared schema: {0}")]
+    DeclaredSchema(#[from] DeclaredSchemaError),
     /// The object store failed.
     #[error("object store error: {0}")]
     Object(#[from] object_store::Error),
@@ -68,15 +75,43 @@ pub enum StoreError {
     Invariant(String),
 }
 
+/// Why the text of a declared schema (`name:type,...`) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeclaredSchemaError {
+    /// An entry has no `:` between a name and a type.
+    #[error("schema entry {entry:?} is not name:type")]
+    NotNameType {
+        /// The entry, as written.
+        entry: String,
+    },
+    /// An entry names a type that is not offered.
+    #[error(
+        "schema type {type_name:?} of {column:?} is not one of string, int64, float64, bool, date, timestamp"
+    )]
+    UnknownType {
+        /// The column, as written before the `:`.
+        column: String,
+        /// The type, trimmed and lowercased.
+        type_name: String,
+    },
+    /// The text has no entries.
+    #[error("the declared schema has no columns")]
+    NoColumns,
+}
+
 impl StoreError {
-    /// Whether the request was at fault (4xx) rather than the service (5xx).
-    pub fn is_client_error(&self) -> bool {
+    /// Whether the input was at fault (the same input fails the same way
+    /// again: a malformed or oversized body, a schema that does not match
+    /// or parse, a bad name, a dataset that does not exist) rather than the
+    /// store or what it depends on.
+    pub fn is_caller_fault(&self) -> bool {
         matches!(
             self,
             StoreError::BadInput { .. }
                 | StoreError::TooLarge { .. }
                 | StoreError::SchemaMismatch { .. }
                 | StoreError::InvalidName(_)
+                | StoreError::DeclaredSchema(_)
                 | StoreError::NotFound
         )
     }

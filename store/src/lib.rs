@@ -41,7 +41,7 @@ mod store;
 pub mod sweep;
 
 pub use dataset::{Dataset, MAX_NAME_CHARS, Part, PartLocation};
-pub use error::StoreError;
+pub use error::{DeclaredSchemaError, StoreError};
 pub use ids::{DatasetId, PartId};
 pub use options::{CsvOptions, DEFAULT_INFER_RECORDS, DEFAULT_MAX_COLUMNS, Format, IngestOptions};
 pub use store::{MAX_PAGE, Store};

@@ -7,13 +7,16 @@
 //! Nullability is not enforced because a sample-based inference cannot know
 //! it and a later append may hold nulls; readers treat every column as
 //! nullable anyway.
+//!
+//! A client declares an upload's schema in a shorter text form,
+//! `name:type,...` ([`parse_declared`]).
 
 use std::{collections::HashSet, str::FromStr, sync::Arc};
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use crate::error::StoreError;
+use crate::error::{DeclaredSchemaError, StoreError};
 
 /// One column of a schema in the stored form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,45 @@ pub fn from_columns(columns: &[Column]) -> Result<SchemaRef, StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     normalize(&Schema::new(fields))
+}
+
+/// Parses a declared schema: `name:type` entries separated by commas, types
+/// `string`, `int64`, `float64`, `bool`, `date`, `timestamp` (and a few
+/// synonyms, any case), every column nullable. Names are trimmed; a name
+/// may hold `:` (the type follows the last one). Empty entries are skipped.
+///
+/// Only the text is checked here; what every schema must be (unique,
+/// non-empty names) is checked when the upload is ingested.
+pub fn parse_declared(text: &str) -> Result<SchemaRef, StoreError> {
+    let mut fields = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, type_name) =
+            entry
+                .rsplit_once(':')
+                .ok_or_else(|| DeclaredSchemaError::NotNameType {
+                    entry: entry.to_owned(),
+                })?;
+        let data_type = match type_name.trim().to_ascii_lowercase().as_str() {
+            "string" | "utf8" | "text" => DataType::Utf8,
+            "int" | "int64" | "integer" | "bigint" => DataType::Int64,
+            "float" | "float64" | "double" => DataType::Float64,
+            "bool" | "boolean" => DataType::Boolean,
+            "date" => DataType::Date32,
+            "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
+            other => {
+                return Err(DeclaredSchemaError::UnknownType {
+                    column: name.to_owned(),
+                    type_name: other.to_owned(),
+                }
+                .into());
+            }
+        };
+        fields.push(Field::new(name.trim(), data_type, true));
+    }
+    if fields.is_empty() {
+        return Err(DeclaredSchemaError::NoColumns.into());
+    }
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// The schema as stored in `datasets.schema`.
@@ -177,8 +219,6 @@ pub(crate) fn mismatch(expected: &Schema, found: &Schema) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::TimeUnit;
-
     use super::*;
 
     #[test]
@@ -221,5 +261,49 @@ mod tests {
             normalize(&empty),
             Err(StoreError::BadInput { .. })
         ));
+    }
+
+    #[test]
+    fn a_declared_schema_reads_its_types_and_names() {
+        let schema =
+            parse_declared(" a:int64, b : String ,,c:FLOAT, d:bool,e:date,f:timestamp,g:h:text,")
+                .unwrap();
+        let expected = Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Float64, true),
+            Field::new("d", DataType::Boolean, true),
+            Field::new("e", DataType::Date32, true),
+            Field::new("f", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new("g:h", DataType::Utf8, true),
+        ]);
+        assert_eq!(*schema, expected);
+    }
+
+    #[test]
+    fn a_declared_schema_that_does_not_parse_says_why() {
+        let error = |text: &str| match parse_declared(text) {
+            Err(StoreError::DeclaredSchema(error)) => error,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        assert_eq!(
+            error("a:int64,b"),
+            DeclaredSchemaError::NotNameType { entry: "b".into() }
+        );
+        let unknown = error("a:int64, b :Int128");
+        assert_eq!(
+            unknown,
+            DeclaredSchemaError::UnknownType {
+                column: "b ".into(),
+                type_name: "int128".into()
+            }
+        );
+        assert_eq!(
+            unknown.to_string(),
+            r#"schema type "int128" of "b " is not one of string, int64, float64, bool, date, timestamp"#
+        );
+        assert_eq!(error(" , ,"), DeclaredSchemaError::NoColumns);
+        assert_eq!(error(""), DeclaredSchemaError::NoColumns);
+        assert!(parse_declared("").unwrap_err().is_caller_fault());
     }
 }

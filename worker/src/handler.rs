@@ -42,7 +42,7 @@ pub struct Deps {
 }
 
 fn store_failure(e: StoreError) -> JobFailure {
-    if e.is_client_error() {
+    if e.is_caller_fault() {
         JobFailure::fatal(e.to_string())
     } else {
         JobFailure::retry(e.to_string())

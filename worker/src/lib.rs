@@ -8,9 +8,10 @@
 //! hands them to [`crunch_engine::Engine::run`]; [`handler::run_worker`] is
 //! the worker loop with graceful drain.
 
-pub mod config;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+#[cfg(feature = "fake-agent")]
+pub mod fake_agent;
 pub mod handler;
 pub mod protection;
 pub mod settings;

@@ -8,58 +8,36 @@ use crunch_engine::Engine;
 use crunch_queue::{Maintenance, Queue};
 use crunch_store::Store;
 use crunch_worker::{
-    config::{Config, Setting},
     handler::{Deps, run_worker},
     protection::{AgentProtection, ProtectionConfig},
-    settings::{WORKER_SETTINGS, shutdown_signal, worker_options},
-};
-
-const LOG: Setting = Setting {
-    env: "CRUNCH_LOG",
-    flag: "log",
-    default: "info",
-    help: "log filter (tracing env-filter syntax)",
-};
-
-/// Only the worker binary holds protection: it is the ECS service that
-/// scales on the backlog. (The server's in-process workers share a task
-/// with the API, whose task count is not the workers'.)
-const ECS_AGENT: Setting = Setting {
-    env: "ECS_AGENT_URI",
-    flag: "ecs-agent-uri",
-    default: "",
-    help: "set by ECS: the container agent, through which the worker holds scale-in protection while it holds a job",
+    settings::{WorkerCli, from_process, shutdown_signal},
 };
 
 fn main() -> anyhow::Result<()> {
-    let mut settings = WORKER_SETTINGS.to_vec();
-    settings.push(LOG);
-    settings.push(ECS_AGENT);
-    let Some(config) = Config::load("crunch-worker", &settings)? else {
-        return Ok(());
-    };
+    let cli: WorkerCli = from_process();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            config.text("CRUNCH_LOG").unwrap_or("info"),
-        ))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.worker.log))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(cli))
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    let url = config
-        .text("DATABASE_URL")
-        .context("DATABASE_URL (or --database-url) is required")?
-        .to_owned();
-    let store_url = config
-        .text("CRUNCH_STORE_URL")
-        .context("CRUNCH_STORE_URL (or --store-url) is required")?
-        .to_owned();
-    let (mut options, engine) = worker_options(&config)?;
-    match config.text("ECS_AGENT_URI") {
+async fn run(cli: WorkerCli) -> anyhow::Result<()> {
+    // Both are required arguments: clap has refused to start without them.
+    let url = cli
+        .worker
+        .database_url
+        .as_deref()
+        .context("DATABASE_URL (or --database-url) is required")?;
+    let store_url = cli
+        .worker
+        .store_url
+        .as_deref()
+        .context("CRUNCH_STORE_URL (or --store-url) is required")?;
+    let (mut options, engine) = cli.worker.worker_options();
+    match cli.ecs_agent_uri.as_deref() {
         Some(agent) => {
             let protection = AgentProtection::new(agent, ProtectionConfig::default())
                 .context("ECS_AGENT_URI")?;
@@ -73,10 +51,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         // Claims and result writes fail fast during an outage and are
         // retried; they need not hold a task for sqlx's default 30 s.
         .acquire_timeout(crunch_db::ACQUIRE_TIMEOUT)
-        .connect_lazy(&url)
+        .connect_lazy(url)
         .context("DATABASE_URL")?;
     let queue = Queue::new(pool.clone(), crunch_worker::registry());
-    let store = Store::open(pool, &store_url)?;
+    let store = Store::open(pool, store_url)?;
     let engine = Engine::new(engine)?;
     tracing::info!(
         worker = options.queue.worker_id(),

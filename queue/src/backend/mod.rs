@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::WorkerConfig;
 pub use context::{JobContext, JobFailure};
-pub use protection::{Protection, ProtectionError};
+pub use protection::Protection;
 pub use service::{Interrupted, JobLayer, JobService};
 
 use self::{context::StopReason, shared::Shared};

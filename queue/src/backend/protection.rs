@@ -14,10 +14,7 @@
 
 use futures_util::future::BoxFuture;
 
-/// Why protection could not be taken, renewed or given up.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ProtectionError(pub String);
+use crate::error::ProtectionError;
 
 /// Protection held while a worker holds jobs. Implementations keep their
 /// own state and make calls only when something changes or runs out, since

@@ -1,90 +1,407 @@
 //! Between the API's schemas and the layers' types.
+//!
+//! A submitted job becomes the engine's [`AnalysisJob`] (the payload the
+//! queue stores and the worker runs) and a job read back is built from it
+//! again, so the payload has one set of types. Every conversion names each
+//! field on both sides, without `..`: a field added to an analysis does not
+//! compile until it is carried across here.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use crunch_engine::analysis::{self, AnalysisJob, ColumnSummary, Input};
+use crunch_queue::{QueueError, TenantId};
+use crunch_worker::AnalysisKind;
+use serde_json::Value;
 
-use super::model::{self, Analysis, Filter, JobInput, NewJob};
+use super::model::{self, Strict, Text};
 use crate::problem::{ApiError, InputError};
 
-/// The queue kind of every analysis job.
-pub const ANALYSIS_KIND: &str = crunch_worker::ANALYSIS_KIND;
+fn texts(texts: Vec<Text>) -> Vec<String> {
+    texts.into_iter().map(String::from).collect()
+}
 
-fn filters(filters: &[Filter]) -> Value {
-    Value::Array(
-        filters
-            .iter()
-            .map(|f| {
-                json!({
-                    "column": f.column,
-                    "op": enum_name(&f.op),
-                    "value": f.value.clone().unwrap_or(Value::Null),
+fn untexts(strings: Vec<String>) -> Vec<Text> {
+    strings.into_iter().map(Text).collect()
+}
+
+fn filters(filters: Vec<model::Filter>) -> Vec<analysis::Filter> {
+    filters.into_iter().map(analysis::Filter::from).collect()
+}
+
+fn unfilters(filters: Vec<analysis::Filter>) -> Vec<model::Filter> {
+    filters.into_iter().map(model::Filter::from).collect()
+}
+
+impl From<model::AggregateFunction> for analysis::AggregateFunction {
+    fn from(function: model::AggregateFunction) -> Self {
+        match function {
+            model::AggregateFunction::Count => analysis::AggregateFunction::Count,
+            model::AggregateFunction::Sum => analysis::AggregateFunction::Sum,
+            model::AggregateFunction::Mean => analysis::AggregateFunction::Mean,
+            model::AggregateFunction::Min => analysis::AggregateFunction::Min,
+            model::AggregateFunction::Max => analysis::AggregateFunction::Max,
+            model::AggregateFunction::Stddev => analysis::AggregateFunction::Stddev,
+            model::AggregateFunction::CountDistinct => analysis::AggregateFunction::CountDistinct,
+        }
+    }
+}
+
+impl From<analysis::AggregateFunction> for model::AggregateFunction {
+    fn from(function: analysis::AggregateFunction) -> Self {
+        match function {
+            analysis::AggregateFunction::Count => model::AggregateFunction::Count,
+            analysis::AggregateFunction::Sum => model::AggregateFunction::Sum,
+            analysis::AggregateFunction::Mean => model::AggregateFunction::Mean,
+            analysis::AggregateFunction::Min => model::AggregateFunction::Min,
+            analysis::AggregateFunction::Max => model::AggregateFunction::Max,
+            analysis::AggregateFunction::Stddev => model::AggregateFunction::Stddev,
+            analysis::AggregateFunction::CountDistinct => model::AggregateFunction::CountDistinct,
+        }
+    }
+}
+
+impl From<model::FilterOp> for analysis::FilterOp {
+    fn from(op: model::FilterOp) -> Self {
+        match op {
+            model::FilterOp::Eq => analysis::FilterOp::Eq,
+            model::FilterOp::Ne => analysis::FilterOp::Ne,
+            model::FilterOp::Lt => analysis::FilterOp::Lt,
+            model::FilterOp::Le => analysis::FilterOp::Le,
+            model::FilterOp::Gt => analysis::FilterOp::Gt,
+            model::FilterOp::Ge => analysis::FilterOp::Ge,
+            model::FilterOp::In => analysis::FilterOp::In,
+            model::FilterOp::IsNull => analysis::FilterOp::IsNull,
+            model::FilterOp::IsNotNull => analysis::FilterOp::IsNotNull,
+        }
+    }
+}
+
+impl From<analysis::FilterOp> for model::FilterOp {
+    fn from(op: analysis::FilterOp) -> Self {
+        match op {
+            analysis::FilterOp::Eq => model::FilterOp::Eq,
+            analysis::FilterOp::Ne => model::FilterOp::Ne,
+            analysis::FilterOp::Lt => model::FilterOp::Lt,
+            analysis::FilterOp::Le => model::FilterOp::Le,
+            analysis::FilterOp::Gt => model::FilterOp::Gt,
+            analysis::FilterOp::Ge => model::FilterOp::Ge,
+            analysis::FilterOp::In => model::FilterOp::In,
+            analysis::FilterOp::IsNull => model::FilterOp::IsNull,
+            analysis::FilterOp::IsNotNull => model::FilterOp::IsNotNull,
+        }
+    }
+}
+
+impl From<model::Filter> for analysis::Filter {
+    /// An absent value is the payload's `null` (what the null tests take).
+    fn from(model::Filter { column, op, value }: model::Filter) -> Self {
+        analysis::Filter {
+            column: column.into(),
+            op: op.into(),
+            value: value.unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl From<analysis::Filter> for model::Filter {
+    fn from(analysis::Filter { column, op, value }: analysis::Filter) -> Self {
+        model::Filter {
+            column: Text(column),
+            op: op.into(),
+            value: (!value.is_null()).then_some(value),
+        }
+    }
+}
+
+impl From<model::Aggregate> for analysis::Aggregate {
+    fn from(
+        model::Aggregate {
+            function,
+            column,
+            alias,
+        }: model::Aggregate,
+    ) -> Self {
+        analysis::Aggregate {
+            function: function.into(),
+            column: column.map(String::from),
+            alias: alias.map(String::from),
+        }
+    }
+}
+
+impl From<analysis::Aggregate> for model::Aggregate {
+    fn from(
+        analysis::Aggregate {
+            function,
+            column,
+            alias,
+        }: analysis::Aggregate,
+    ) -> Self {
+        model::Aggregate {
+            function: function.into(),
+            column: column.map(Text),
+            alias: alias.map(Text),
+        }
+    }
+}
+
+impl From<model::Analysis> for analysis::Analysis {
+    fn from(analysis: model::Analysis) -> Self {
+        match analysis {
+            model::Analysis::Sql(model::SqlAnalysis { query }) => analysis::Analysis::Sql {
+                query: query.into(),
+            },
+            model::Analysis::Summary(model::SummaryAnalysis { table, columns }) => {
+                analysis::Analysis::Summary {
+                    table: table.into(),
+                    columns: columns.map(texts),
+                }
+            }
+            model::Analysis::GroupBy(model::GroupByAnalysis {
+                table,
+                keys,
+                aggregates,
+                filters: row_filters,
+                min_group_size,
+            }) => analysis::Analysis::GroupBy {
+                table: table.into(),
+                keys: texts(keys),
+                aggregates: aggregates
+                    .into_iter()
+                    .map(analysis::Aggregate::from)
+                    .collect(),
+                filters: filters(row_filters),
+                min_group_size,
+            },
+            model::Analysis::Histogram(model::HistogramAnalysis {
+                table,
+                column,
+                bins,
+                filters: row_filters,
+            }) => analysis::Analysis::Histogram {
+                table: table.into(),
+                column: column.into(),
+                bins,
+                filters: filters(row_filters),
+            },
+            model::Analysis::Correlation(model::CorrelationAnalysis {
+                table,
+                columns,
+                filters: row_filters,
+            }) => analysis::Analysis::Correlation {
+                table: table.into(),
+                columns: texts(columns),
+                filters: filters(row_filters),
+            },
+            model::Analysis::TimeSeries(model::TimeSeriesAnalysis {
+                table,
+                time_column,
+                value_column,
+                bucket,
+                aggregate,
+                filters: row_filters,
+                min_count,
+            }) => analysis::Analysis::TimeSeries {
+                table: table.into(),
+                time_column: time_column.into(),
+                value_column: value_column.into(),
+                bucket: bucket.into(),
+                aggregate: aggregate.into(),
+                filters: filters(row_filters),
+                min_count,
+            },
+        }
+    }
+}
+
+impl From<analysis::Analysis> for model::Analysis {
+    fn from(analysis: analysis::Analysis) -> Self {
+        match analysis {
+            analysis::Analysis::Sql { query } => {
+                model::Analysis::Sql(model::SqlAnalysis { query: Text(query) })
+            }
+            analysis::Analysis::Summary { table, columns } => {
+                model::Analysis::Summary(model::SummaryAnalysis {
+                    table: Text(table),
+                    columns: columns.map(untexts),
                 })
-            })
-            .collect(),
-    )
-}
-
-/// The snake_case name poem-openapi gives an enum value, which is also the
-/// job payload's spelling.
-fn enum_name<T: poem_openapi::types::ToJSON>(value: &T) -> Value {
-    value.to_json().unwrap_or(Value::Null)
-}
-
-/// The analysis as the job payload spells it.
-fn analysis(a: &Analysis) -> Value {
-    match a {
-        Analysis::Sql(s) => json!({"type": "sql", "query": s.query}),
-        Analysis::Summary(s) => json!({"type": "summary", "table": s.table, "columns": s.columns}),
-        Analysis::GroupBy(g) => json!({
-            "type": "group_by",
-            "table": g.table,
-            "keys": g.keys,
-            "aggregates": g.aggregates.iter().map(|a| json!({
-                "function": enum_name(&a.function),
-                "column": a.column,
-                "alias": a.alias,
-            })).collect::<Vec<_>>(),
-            "filters": filters(&g.filters),
-            "min_group_size": g.min_group_size,
-        }),
-        Analysis::Histogram(h) => json!({
-            "type": "histogram", "table": h.table, "column": h.column, "bins": h.bins,
-            "filters": filters(&h.filters),
-        }),
-        Analysis::Correlation(c) => json!({
-            "type": "correlation", "table": c.table, "columns": c.columns,
-            "filters": filters(&c.filters),
-        }),
-        Analysis::TimeSeries(t) => json!({
-            "type": "time_series", "table": t.table, "time_column": t.time_column,
-            "value_column": t.value_column, "bucket": t.bucket,
-            "aggregate": enum_name(&t.aggregate), "filters": filters(&t.filters),
-            "min_count": t.min_count,
-        }),
+            }
+            analysis::Analysis::GroupBy {
+                table,
+                keys,
+                aggregates,
+                filters,
+                min_group_size,
+            } => model::Analysis::GroupBy(model::GroupByAnalysis {
+                table: Text(table),
+                keys: untexts(keys),
+                aggregates: aggregates.into_iter().map(model::Aggregate::from).collect(),
+                filters: unfilters(filters),
+                min_group_size,
+            }),
+            analysis::Analysis::Histogram {
+                table,
+                column,
+                bins,
+                filters,
+            } => model::Analysis::Histogram(model::HistogramAnalysis {
+                table: Text(table),
+                column: Text(column),
+                bins,
+                filters: unfilters(filters),
+            }),
+            analysis::Analysis::Correlation {
+                table,
+                columns,
+                filters,
+            } => model::Analysis::Correlation(model::CorrelationAnalysis {
+                table: Text(table),
+                columns: untexts(columns),
+                filters: unfilters(filters),
+            }),
+            analysis::Analysis::TimeSeries {
+                table,
+                time_column,
+                value_column,
+                bucket,
+                aggregate,
+                filters,
+                min_count,
+            } => model::Analysis::TimeSeries(model::TimeSeriesAnalysis {
+                table: Text(table),
+                time_column: Text(time_column),
+                value_column: Text(value_column),
+                bucket: Text(bucket),
+                aggregate: aggregate.into(),
+                filters: unfilters(filters),
+                min_count,
+            }),
+        }
     }
 }
 
-/// The one input table a named analysis reads (SQL names its own).
-fn analysis_table(a: &Analysis) -> Option<&str> {
-    match a {
-        Analysis::Sql(_) => None,
-        Analysis::Summary(s) => Some(&s.table),
-        Analysis::GroupBy(g) => Some(&g.table),
-        Analysis::Histogram(h) => Some(&h.table),
-        Analysis::Correlation(c) => Some(&c.table),
-        Analysis::TimeSeries(t) => Some(&t.table),
+impl From<model::JobInput> for Input {
+    fn from(model::JobInput { table, dataset }: model::JobInput) -> Self {
+        Input {
+            table: table.into(),
+            dataset,
+        }
     }
 }
 
-/// A queue job for an API submission (validated by the queue against the
-/// worker's payload type).
-pub fn new_job(
-    tenant: crunch_queue::TenantId,
-    job: &NewJob,
-) -> Result<crunch_queue::NewJob, ApiError> {
-    let mut tables = std::collections::HashSet::new();
+impl From<Input> for model::JobInput {
+    fn from(Input { table, dataset }: Input) -> Self {
+        model::JobInput {
+            table: Text(table),
+            dataset,
+        }
+    }
+}
+
+impl From<ColumnSummary> for model::Column {
+    fn from(
+        ColumnSummary {
+            name,
+            data_type,
+            nullable,
+        }: ColumnSummary,
+    ) -> Self {
+        model::Column {
+            name,
+            data_type,
+            nullable,
+        }
+    }
+}
+
+impl From<analysis::ResultSummary> for model::ResultSummary {
+    /// The result file's path stays inside: clients fetch the result
+    /// through the job.
+    fn from(
+        analysis::ResultSummary {
+            rows,
+            bytes,
+            columns,
+            path: _,
+        }: analysis::ResultSummary,
+    ) -> Self {
+        model::ResultSummary {
+            rows,
+            bytes,
+            columns: columns.into_iter().map(model::Column::from).collect(),
+        }
+    }
+}
+
+impl From<crunch_queue::JobState> for model::JobState {
+    fn from(state: crunch_queue::JobState) -> Self {
+        match state {
+            crunch_queue::JobState::Queued => model::JobState::Queued,
+            crunch_queue::JobState::Running => model::JobState::Running,
+            crunch_queue::JobState::Succeeded => model::JobState::Succeeded,
+            crunch_queue::JobState::Failed => model::JobState::Failed,
+            crunch_queue::JobState::Cancelled => model::JobState::Cancelled,
+        }
+    }
+}
+
+impl From<model::JobState> for crunch_queue::JobState {
+    fn from(state: model::JobState) -> Self {
+        match state {
+            model::JobState::Queued => crunch_queue::JobState::Queued,
+            model::JobState::Running => crunch_queue::JobState::Running,
+            model::JobState::Succeeded => crunch_queue::JobState::Succeeded,
+            model::JobState::Failed => crunch_queue::JobState::Failed,
+            model::JobState::Cancelled => crunch_queue::JobState::Cancelled,
+        }
+    }
+}
+
+/// A submitted job as the layers take it: the payload the worker runs,
+/// and how the queue should run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// What to compute, over which datasets.
+    pub payload: AnalysisJob,
+    priority: i16,
+    max_attempts: Option<i32>,
+    timeout_seconds: Option<u32>,
+    idempotency_key: Option<String>,
+}
+
+impl TryFrom<model::NewJob> for Submission {
+    type Error = ApiError;
+
+    /// Refuses (422) a job whose inputs name a table twice, or whose named
+    /// analysis reads a table that is not one of its inputs.
+    fn try_from(
+        model::NewJob {
+            inputs,
+            analysis: Strict(analysis),
+            priority,
+            max_attempts,
+            timeout_seconds,
+            idempotency_key,
+        }: model::NewJob,
+    ) -> Result<Self, ApiError> {
+        let payload = AnalysisJob {
+            inputs: inputs.into_iter().map(Input::from).collect(),
+            analysis: analysis.into(),
+        };
+        check_tables(&payload)?;
+        Ok(Submission {
+            payload,
+            priority,
+            max_attempts,
+            timeout_seconds,
+            idempotency_key: idempotency_key.map(String::from),
+        })
+    }
+}
+
+fn check_tables(job: &AnalysisJob) -> Result<(), ApiError> {
+    let mut tables = HashSet::new();
     for input in &job.inputs {
         if !tables.insert(input.table.as_str()) {
             return Err(ApiError::Unprocessable {
@@ -93,7 +410,7 @@ pub fn new_job(
             });
         }
     }
-    if let Some(table) = analysis_table(&job.analysis.0)
+    if let Some(table) = job.analysis.table()
         && !tables.contains(table)
     {
         return Err(ApiError::Unprocessable {
@@ -107,118 +424,66 @@ pub fn new_job(
             }],
         });
     }
-    let payload = json!({
-        "inputs": job.inputs.iter().map(|i| json!({"table": i.table, "dataset": i.dataset})).collect::<Vec<_>>(),
-        "analysis": analysis(&job.analysis.0),
-    });
-    let mut new = crunch_queue::NewJob::raw(tenant, ANALYSIS_KIND, payload).priority(job.priority);
-    if let Some(n) = job.max_attempts {
-        new = new.max_attempts(n);
-    }
-    if let Some(secs) = job.timeout_seconds {
-        new = new.timeout(Duration::from_secs(u64::from(secs)));
-    }
-    if let Some(key) = &job.idempotency_key {
-        new = new.idempotency_key(key.clone());
-    }
-    Ok(new)
+    Ok(())
 }
 
-fn state(s: crunch_queue::JobState) -> model::JobState {
-    match s {
-        crunch_queue::JobState::Queued => model::JobState::Queued,
-        crunch_queue::JobState::Running => model::JobState::Running,
-        crunch_queue::JobState::Succeeded => model::JobState::Succeeded,
-        crunch_queue::JobState::Failed => model::JobState::Failed,
-        crunch_queue::JobState::Cancelled => model::JobState::Cancelled,
+impl Submission {
+    /// The queue job of kind [`AnalysisKind`] for `tenant`.
+    pub fn queue_job(&self, tenant: TenantId) -> Result<crunch_queue::NewJob, QueueError> {
+        let mut new = crunch_queue::NewJob::of::<AnalysisKind>(tenant, &self.payload)?
+            .priority(self.priority);
+        if let Some(n) = self.max_attempts {
+            new = new.max_attempts(n);
+        }
+        if let Some(secs) = self.timeout_seconds {
+            new = new.timeout(Duration::from_secs(u64::from(secs)));
+        }
+        if let Some(key) = &self.idempotency_key {
+            new = new.idempotency_key(key.clone());
+        }
+        Ok(new)
     }
-}
-
-/// The API state for a queue state.
-pub fn queue_state(s: model::JobState) -> crunch_queue::JobState {
-    match s {
-        model::JobState::Queued => crunch_queue::JobState::Queued,
-        model::JobState::Running => crunch_queue::JobState::Running,
-        model::JobState::Succeeded => crunch_queue::JobState::Succeeded,
-        model::JobState::Failed => crunch_queue::JobState::Failed,
-        model::JobState::Cancelled => crunch_queue::JobState::Cancelled,
-    }
-}
-
-/// Result columns as the worker records them.
-#[derive(serde::Deserialize)]
-struct StoredColumn {
-    name: String,
-    data_type: String,
-    nullable: bool,
-}
-
-/// The result summary as the worker records it on the job.
-#[derive(serde::Deserialize)]
-struct StoredResult {
-    rows: u64,
-    bytes: u64,
-    columns: Vec<StoredColumn>,
-}
-
-fn result(value: &Value) -> Option<model::ResultSummary> {
-    let stored: StoredResult = serde_json::from_value(value.clone()).ok()?;
-    Some(model::ResultSummary {
-        rows: stored.rows,
-        bytes: stored.bytes,
-        columns: stored
-            .columns
-            .into_iter()
-            .map(|c| model::Column {
-                name: c.name,
-                data_type: c.data_type,
-                nullable: c.nullable,
-            })
-            .collect(),
-    })
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The API view of a queue job.
-pub fn job(j: &crunch_queue::Job) -> model::Job {
-    let now = Utc::now();
-    let inputs: Vec<JobInput> = j
-        .payload
-        .get("inputs")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let analysis_type = j
-        .payload
-        .pointer("/analysis/type")
-        .and_then(Value::as_str)
-        .unwrap_or(&j.kind)
-        .to_owned();
-    model::Job {
-        id: j.id.0,
-        analysis_type,
-        state: state(j.state),
-        attempt: j.attempt,
-        max_attempts: j.max_attempts,
-        priority: j.priority,
-        progress: j.progress,
-        progress_message: j.progress_message.clone(),
-        queue_wait_ms: millis(j.queue_wait(now)),
-        run_time_ms: j.run_time(now).map(millis),
-        error: j.error.clone(),
-        result: if j.state == crunch_queue::JobState::Succeeded {
-            j.result.as_ref().and_then(result)
+impl TryFrom<&crunch_queue::Job> for model::Job {
+    type Error = QueueError;
+
+    /// The API view of an analysis job. A payload or result that does not
+    /// read as the analysis types breaks the queue's invariants (both were
+    /// checked when written).
+    fn try_from(j: &crunch_queue::Job) -> Result<Self, QueueError> {
+        let now = Utc::now();
+        let AnalysisJob { inputs, analysis } = j.payload_as::<AnalysisKind>()?;
+        let result = if j.state == crunch_queue::JobState::Succeeded {
+            j.result_as::<analysis::ResultSummary>()?
+                .map(model::ResultSummary::from)
         } else {
             None
-        },
-        cancel_requested: j.cancel_requested_at.is_some(),
-        idempotency_key: j.idempotency_key.clone(),
-        inputs,
-        created_at: j.created_at,
-        started_at: j.started_at,
-        finished_at: j.finished_at,
+        };
+        Ok(model::Job {
+            id: j.id.0,
+            analysis_type: analysis.analysis_type().name().to_owned(),
+            state: j.state.into(),
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
+            priority: j.priority,
+            progress: j.progress,
+            progress_message: j.progress_message.clone(),
+            queue_wait_ms: millis(j.queue_wait(now)),
+            run_time_ms: j.run_time(now).map(millis),
+            error: j.error.clone(),
+            result,
+            cancel_requested: j.cancel_requested_at.is_some(),
+            idempotency_key: j.idempotency_key.clone(),
+            inputs: inputs.into_iter().map(model::JobInput::from).collect(),
+            created_at: j.created_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        })
     }
 }
 

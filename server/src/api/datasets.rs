@@ -1,9 +1,6 @@
 //! Datasets: upload, append an atomic part, list, get, delete.
 
-use std::sync::Arc;
-
 use crunch_store::{CsvOptions, DatasetId, Format, IngestOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use poem_openapi::{
     ApiRequest, ApiResponse, OpenApi,
     param::{Path, Query},
@@ -109,37 +106,6 @@ problems! {
     }
 }
 
-/// Parses a declared schema: `name:type` pairs separated by commas, types
-/// `string`, `int64`, `float64`, `bool`, `date`, `timestamp`.
-fn parse_schema(text: &str) -> Result<Arc<Schema>, ApiError> {
-    let mut fields = Vec::new();
-    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, ty) = pair.rsplit_once(':').ok_or_else(|| {
-            ApiError::BadRequest(format!("schema entry {pair:?} is not name:type"))
-        })?;
-        let data_type = match ty.trim().to_ascii_lowercase().as_str() {
-            "string" | "utf8" | "text" => DataType::Utf8,
-            "int" | "int64" | "integer" | "bigint" => DataType::Int64,
-            "float" | "float64" | "double" => DataType::Float64,
-            "bool" | "boolean" => DataType::Boolean,
-            "date" => DataType::Date32,
-            "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "schema type {other:?} of {name:?} is not one of string, int64, float64, bool, date, timestamp"
-                )));
-            }
-        };
-        fields.push(Field::new(name.trim(), data_type, true));
-    }
-    if fields.is_empty() {
-        return Err(ApiError::BadRequest(
-            "the declared schema has no columns".to_owned(),
-        ));
-    }
-    Ok(Arc::new(Schema::new(fields)))
-}
-
 /// Upload options from the query string.
 struct UploadQuery {
     delimiter: Option<String>,
@@ -171,7 +137,11 @@ impl DatasetsApi {
                     q.null
                 },
             },
-            schema: q.schema.as_deref().map(parse_schema).transpose()?,
+            schema: q
+                .schema
+                .as_deref()
+                .map(crunch_store::schema::parse_declared)
+                .transpose()?,
             max_bytes: self.state.limits.max_upload_bytes,
             max_line_bytes: self.state.limits.max_line_bytes,
             max_columns: self.state.limits.max_columns,

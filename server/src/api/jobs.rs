@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
-use crunch_queue::{Cancel, JobFilter, JobId};
+use crunch_engine::{
+    DEFAULT_MAX_SQL_BYTES, TableInput,
+    analysis::{Analysis, AnalysisType, Input, PayloadFilter, ResultSummary},
+    check_sql as check_sql_text,
+};
+use crunch_queue::{Cancel, JobFilter, JobId, JobKind};
+use crunch_worker::AnalysisKind;
 use poem_openapi::{
     ApiResponse, OpenApi, ResponseContent,
     param::{Path, Query},
@@ -11,11 +17,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use crunch_engine::{DEFAULT_MAX_SQL_BYTES, EngineError, TableInput, check_sql as check_sql_text};
-
 use super::{
-    ApiTags, convert,
-    model::{Analysis, Job, JobBatch, JobPage, JobState, NewJob, NewJobBatch, ResultPage},
+    ApiTags,
+    convert::Submission,
+    model::{Job, JobBatch, JobPage, JobState, NewJob, NewJobBatch, ResultPage},
     results::{self, ResultFormat},
 };
 use crate::{
@@ -222,10 +227,7 @@ impl JobsApi {
         #[oai(validator(maximum(value = "60")))]
         wait: Query<Option<u32>>,
     ) -> Result<SubmitJobResponse, SubmitJobError> {
-        let tenant = self.state.tenant();
-        let new = convert::new_job(tenant, &body.0)?;
-        let inputs = self.check_datasets(&body.0).await?;
-        check_sql(&body.0, inputs).await?;
+        let new = self.prepare(body.0).await?;
         let enqueued = self
             .state
             .queue
@@ -237,7 +239,7 @@ impl JobsApi {
             Some(job) => job,
             None => enqueued.job,
         };
-        let view = Json(convert::job(&job));
+        let view = Json(Job::try_from(&job).map_err(ApiError::from)?);
         Ok(if enqueued.created {
             SubmitJobResponse::Created(view)
         } else {
@@ -256,14 +258,9 @@ impl JobsApi {
         &self,
         body: Json<NewJobBatch>,
     ) -> Result<SubmitBatchResponse, SubmitJobError> {
-        let tenant = self.state.tenant();
         let mut jobs = Vec::with_capacity(body.0.jobs.len());
-        for (n, job) in body.0.jobs.iter().enumerate() {
-            let at = |e: ApiError| e.in_batch(n);
-            let new = convert::new_job(tenant, job).map_err(at)?;
-            let inputs = self.check_datasets(job).await.map_err(at)?;
-            check_sql(job, inputs).await.map_err(at)?;
-            jobs.push(new);
+        for (n, job) in body.0.jobs.into_iter().enumerate() {
+            jobs.push(self.prepare(job).await.map_err(|e| e.in_batch(n))?);
         }
         let enqueued = self
             .state
@@ -271,9 +268,12 @@ impl JobsApi {
             .enqueue_batch(self.state.queue.pool(), jobs)
             .await
             .map_err(ApiError::from)?;
-        Ok(SubmitBatchResponse::Created(Json(JobBatch {
-            jobs: enqueued.iter().map(|e| convert::job(&e.job)).collect(),
-        })))
+        let jobs = enqueued
+            .iter()
+            .map(|e| Job::try_from(&e.job))
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::from)?;
+        Ok(SubmitBatchResponse::Created(Json(JobBatch { jobs })))
     }
 
     /// Get a job.
@@ -290,7 +290,9 @@ impl JobsApi {
         wait: Query<Option<u32>>,
     ) -> Result<GetJobResponse, GetJobError> {
         match self.wait_for(JobId(id.0), wait.0).await? {
-            Some(job) => Ok(GetJobResponse::Ok(Json(convert::job(&job)))),
+            Some(job) => Ok(GetJobResponse::Ok(Json(
+                Job::try_from(&job).map_err(ApiError::from)?,
+            ))),
             None => Err(ApiError::NotFound(format!("no job {}", id.0)).into()),
         }
     }
@@ -315,20 +317,37 @@ impl JobsApi {
         )]
         limit: Query<i64>,
     ) -> Result<ListJobsResponse, ListJobsError> {
-        let mut contains = serde_json::Map::new();
+        let before = parse_cursor(cursor.0.as_deref())?;
+        let mut payload = PayloadFilter::default();
         if let Some(dataset) = dataset.0 {
-            contains.insert("inputs".into(), serde_json::json!([{ "dataset": dataset }]));
+            payload = payload.reading(dataset);
         }
-        if let Some(t) = analysis_type.0 {
-            contains.insert("analysis".into(), serde_json::json!({ "type": t }));
+        if let Some(name) = analysis_type.0 {
+            match name.parse::<AnalysisType>() {
+                Ok(analysis_type) => payload = payload.of_type(analysis_type),
+                // No job runs an analysis that does not exist.
+                Err(_) => {
+                    return Ok(ListJobsResponse::Ok(Json(JobPage {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    })));
+                }
+            }
         }
-        let filter = JobFilter {
-            states: state.0.map(convert::queue_state).into_iter().collect(),
-            kind: Some(convert::ANALYSIS_KIND.to_owned()),
-            payload_contains: (!contains.is_empty()).then_some(serde_json::Value::Object(contains)),
-            before: parse_cursor(cursor.0.as_deref())?,
+        let mut filter = JobFilter {
+            states: state
+                .0
+                .map(crunch_queue::JobState::from)
+                .into_iter()
+                .collect(),
+            kind: Some(AnalysisKind::KIND.to_owned()),
+            payload_contains: None,
+            before,
             limit: limit.0,
         };
+        if !payload.is_empty() {
+            filter = filter.containing(&payload).map_err(ApiError::from)?;
+        }
         let jobs = self
             .state
             .queue
@@ -338,10 +357,12 @@ impl JobsApi {
         let next_cursor = (jobs.len() as i64 == limit.0)
             .then(|| jobs.last().map(|j| j.id.to_string()))
             .flatten();
-        Ok(ListJobsResponse::Ok(Json(JobPage {
-            items: jobs.iter().map(convert::job).collect(),
-            next_cursor,
-        })))
+        let items = jobs
+            .iter()
+            .map(Job::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::from)?;
+        Ok(ListJobsResponse::Ok(Json(JobPage { items, next_cursor })))
     }
 
     /// Cancel a job.
@@ -373,7 +394,7 @@ impl JobsApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no job {id}")))?;
-        let view = Json(convert::job(&job));
+        let view = Json(Job::try_from(&job).map_err(ApiError::from)?);
         match outcome {
             Cancel::NotFound => Err(ApiError::NotFound(format!("no job {id}")).into()),
             Cancel::Requested => Ok(CancelJobResponse::Accepted(view)),
@@ -408,10 +429,12 @@ impl JobsApi {
         let objects = self.state.store.objects();
         Ok(match format.0 {
             ResultFormat::Parquet => GetResultResponse::Ok(ResultContent::Parquet(Binary(
-                results::parquet(objects, &path).await?,
+                results::parquet(objects, &path)
+                    .await
+                    .map_err(ApiError::from)?,
             ))),
             ResultFormat::Csv => GetResultResponse::Ok(ResultContent::Csv(Binary(
-                results::csv(objects, &path).await?,
+                results::csv(objects, &path).await.map_err(ApiError::from)?,
             ))),
             ResultFormat::Json => {
                 let offset = match cursor.0 {
@@ -421,7 +444,9 @@ impl JobsApi {
                     None => 0,
                 };
                 GetResultResponse::Ok(ResultContent::Json(Json(
-                    results::json_page(objects, &path, offset, limit.0 as usize).await?,
+                    results::json_page(objects, &path, offset, limit.0 as usize)
+                        .await
+                        .map_err(ApiError::from)?,
                 )))
             }
         })
@@ -437,7 +462,9 @@ impl JobsApi {
     )]
     async fn download_csv(&self, id: Path<Uuid>) -> Result<CsvResultResponse, GetResultError> {
         let path = self.result_path(JobId(id.0)).await?;
-        let body = results::csv(self.state.store.objects(), &path).await?;
+        let body = results::csv(self.state.store.objects(), &path)
+            .await
+            .map_err(ApiError::from)?;
         Ok(CsvResultResponse::Ok(Binary(body)))
     }
 
@@ -453,7 +480,9 @@ impl JobsApi {
         id: Path<Uuid>,
     ) -> Result<ParquetResultResponse, GetResultError> {
         let path = self.result_path(JobId(id.0)).await?;
-        let body = results::parquet(self.state.store.objects(), &path).await?;
+        let body = results::parquet(self.state.store.objects(), &path)
+            .await
+            .map_err(ApiError::from)?;
         Ok(ParquetResultResponse::Ok(
             Binary(body),
             format!("attachment; filename=\"{}.parquet\"", id.0),
@@ -480,16 +509,10 @@ impl JobsApi {
             )));
         }
         // The attempt that succeeded recorded where it wrote its result.
-        let path = job
-            .result
-            .as_ref()
-            .and_then(|r| r.get("path"))
-            .and_then(serde_json::Value::as_str)
-            .map(object_store::path::Path::from)
-            .ok_or_else(|| {
-                ApiError::Internal(format!("succeeded job {id} records no result path"))
-            })?;
-        Ok(path)
+        let summary = job.result_as::<ResultSummary>()?.ok_or_else(|| {
+            ApiError::Internal(format!("succeeded job {id} records no result path"))
+        })?;
+        Ok(object_store::path::Path::from(summary.path))
     }
 }
 
@@ -510,51 +533,33 @@ fn default_format() -> ResultFormat {
 /// with their datasets' schemas: a query that is not one read-only query,
 /// is too long or too deep, reads a table that is not among the job's
 /// inputs, or does not plan over them (an unknown column, a type error) is
-/// answered 422 now, and never queued.
-async fn check_sql(job: &NewJob, inputs: Vec<TableInput>) -> Result<(), ApiError> {
-    let Analysis::Sql(sql) = &job.analysis.0 else {
+/// refused now, and never queued.
+async fn check_sql(analysis: &Analysis, inputs: Vec<TableInput>) -> Result<(), ApiError> {
+    let Analysis::Sql { query } = analysis else {
         return Ok(());
     };
-    let error = match check_sql_text(String::clone(&sql.query), inputs, DEFAULT_MAX_SQL_BYTES).await
-    {
-        Ok(()) => return Ok(()),
-        Err(error) => error,
-    };
-    let (detail, message) = match error {
-        EngineError::InvalidQuery(reason) => (format!("invalid query: {reason}"), reason),
-        EngineError::UnknownTable(table) => (
-            format!(
-                "the query reads table {table}, which is not one of the job's inputs \
-                 (a query sees only its inputs, under their `table` names)"
-            ),
-            format!("unknown table {table}"),
-        ),
-        EngineError::UnknownColumn(column) => (
-            format!(
-                "invalid query: unknown column {column} \
-                 (an input's columns are its dataset's columns)"
-            ),
-            format!("unknown column {column}"),
-        ),
-        other => return Err(ApiError::Internal(format!("checking a query: {other}"))),
-    };
-    Err(ApiError::Unprocessable {
-        detail,
-        errors: vec![InputError {
-            line: None,
-            column: Some("analysis.query".to_owned()),
-            message,
-        }],
-    })
+    check_sql_text(query.clone(), inputs, DEFAULT_MAX_SQL_BYTES).await?;
+    Ok(())
+}
+
+impl JobsApi {
+    /// A submitted job, checked as far as it can be before it is queued
+    /// (its tables, its datasets, its SQL), as the queue job to enqueue.
+    async fn prepare(&self, job: NewJob) -> Result<crunch_queue::NewJob, ApiError> {
+        let submission = Submission::try_from(job)?;
+        let inputs = self.check_datasets(&submission.payload.inputs).await?;
+        check_sql(&submission.payload.analysis, inputs).await?;
+        Ok(submission.queue_job(self.state.tenant())?)
+    }
 }
 
 impl JobsApi {
     /// Every input names a dataset this tenant has: a clear 422 at submit
     /// beats a failed job later. Returns the inputs as the engine sees them
     /// (table name and dataset schema, no files) for [`check_sql`].
-    async fn check_datasets(&self, job: &NewJob) -> Result<Vec<TableInput>, ApiError> {
-        let mut inputs = Vec::with_capacity(job.inputs.len());
-        for input in &job.inputs {
+    async fn check_datasets(&self, job_inputs: &[Input]) -> Result<Vec<TableInput>, ApiError> {
+        let mut inputs = Vec::with_capacity(job_inputs.len());
+        for input in job_inputs {
             let found = self
                 .state
                 .store
@@ -576,7 +581,7 @@ impl JobsApi {
             // The schema a run reads the dataset with (the worker takes it
             // from the same catalog row when the job starts).
             inputs.push(TableInput {
-                name: String::clone(&input.table),
+                name: input.table.clone(),
                 schema: dataset.schema,
                 files: Vec::new(),
             });

@@ -9,7 +9,7 @@ mod ops;
 // AsyncFileReader implementations; it still does exactly what serving a
 // result needs (ranged reads of one object).
 #[allow(deprecated)]
-mod results;
+pub(crate) mod results;
 
 use poem_openapi::{OpenApiService, Tags};
 

@@ -6,7 +6,11 @@ use super::{
     ApiTags,
     model::{QueueStats, Readiness, ScalingReading, WorkerLoad},
 };
-use crate::{problem::ApiError, problems, state::AppState};
+use crate::{
+    problem::{ApiError, NotReady},
+    problems,
+    state::AppState,
+};
 
 /// The operations endpoints.
 pub struct OpsApi {
@@ -96,10 +100,11 @@ impl OpsApi {
     /// Readiness: the database answers.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
     async fn readyz(&self) -> Result<ReadinessResponse, OpsError> {
-        sqlx::query("SELECT 1")
-            .execute(self.state.queue.pool())
+        self.state
+            .queue
+            .ping()
             .await
-            .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+            .map_err(|e| ApiError::from(NotReady(e)))?;
         Ok(ReadinessResponse::Ok(Json(Readiness {
             status: "ok".to_owned(),
         })))
