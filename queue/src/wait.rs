@@ -234,12 +234,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_wait_ends_when_its_job_finishes() {
-        let db = test_db().await;
+    /// A queue over `db` and the id of one queued `Nap` job.
+    async fn queued_nap(db: &crunch_db::testing::TestDb) -> (Queue, JobId) {
         let queue = Queue::new(db.pool().clone(), Registry::new().register::<Nap>());
         let new = NewJob::of::<Nap>(TenantId::DEFAULT, &Nap).unwrap();
         let id = queue.enqueue(queue.pool(), new).await.unwrap().job.id;
+        (queue, id)
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_its_job_finishes() {
+        let db = test_db().await;
+        let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
         let waiting = tokio::spawn({
             let waiters = waiters.clone();
@@ -269,9 +275,7 @@ mod tests {
     #[tokio::test]
     async fn closing_ends_every_wait_with_the_job_as_it_is() {
         let db = test_db().await;
-        let queue = Queue::new(db.pool().clone(), Registry::new().register::<Nap>());
-        let new = NewJob::of::<Nap>(TenantId::DEFAULT, &Nap).unwrap();
-        let id = queue.enqueue(queue.pool(), new).await.unwrap().job.id;
+        let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
         let waiting = tokio::spawn({
             let waiters = waiters.clone();
@@ -292,9 +296,7 @@ mod tests {
     #[tokio::test]
     async fn another_tenants_job_is_not_found_at_once() {
         let db = test_db().await;
-        let queue = Queue::new(db.pool().clone(), Registry::new().register::<Nap>());
-        let new = NewJob::of::<Nap>(TenantId::DEFAULT, &Nap).unwrap();
-        let id = queue.enqueue(queue.pool(), new).await.unwrap().job.id;
+        let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
         let other = TenantId(uuid::Uuid::now_v7());
         let started = Instant::now();
