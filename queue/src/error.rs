@@ -4,7 +4,7 @@
 //! Depends on nothing in the crate but the job types, so every module,
 //! the backend included, can return these.
 
-use crate::job::JobState;
+use crate::job::{JobState, TenantId};
 
 /// Why protection could not be taken, renewed or given up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +40,17 @@ pub enum QueueError {
     InvalidState {
         /// The state the job was found in.
         state: JobState,
+    },
+    /// The tenant's queued jobs would pass its `max_queued` (its own, else
+    /// the queue's default): nothing of the batch was stored.
+    #[error("tenant {tenant} may have at most {limit} queued jobs; try again later")]
+    QueueFull {
+        /// The tenant at its limit.
+        tenant: TenantId,
+        /// Its `max_queued`.
+        limit: u32,
+        /// When to try again: [`QUEUE_FULL_RETRY_AFTER`](crate::QUEUE_FULL_RETRY_AFTER).
+        retry_after: std::time::Duration,
     },
     /// The database returned something the queue's invariants rule out.
     #[error("queue invariant broken: {0}")]

@@ -11,6 +11,7 @@ use crate::{
     Queue,
     error::QueueError,
     job::{ClaimedJob, JobId, JobState, Lease, Outcome, TenantId},
+    tenants::sql_limit,
 };
 
 /// A running job's progress as its handler last reported it.
@@ -46,7 +47,18 @@ fn millis(d: Duration) -> i64 {
 
 impl Queue {
     /// Claims up to `limit` claimable jobs of the given kinds for
-    /// `worker_id`, highest priority first, in one short statement.
+    /// `worker_id`, fairly between tenants, in one short statement.
+    ///
+    /// Tenants with the fewest running jobs are served first, and the jobs
+    /// are shared out so that running counts even out (a tenant with a
+    /// backlog cannot keep another waiting); among tenants with equally few,
+    /// claims from this queue take turns. Within a tenant, the highest
+    /// priority goes first, then the longest waiting. A tenant's
+    /// `max_running` (its own, else this queue's [`TenantDefaults`]) holds
+    /// exactly, however many claims run at once: the statement locks each
+    /// limited tenant (a transaction-level advisory lock, waited for) and
+    /// counts its running jobs under the lock (`jobs_reserve`, migration
+    /// 0006).
     ///
     /// Each claimed job moves to `running`, its `attempt` goes up by one and
     /// it gets a lease of `lease` from now. No transaction stays open: the
@@ -61,6 +73,7 @@ impl Queue {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let after = self.rotation();
         let rows = sqlx::query_as!(
             ClaimRow,
             r#"
@@ -68,15 +81,18 @@ impl Queue {
                    payload AS "payload!", priority AS "priority!", max_attempts AS "max_attempts!",
                    timeout_ms AS "timeout_ms!", run_at AS "run_at!",
                    lease_expires_at AS "lease_expires_at!"
-            FROM jobs_claim($1, $2, $3, $4)
+            FROM jobs_claim($1, $2, $3, $4, $5, $6)
             "#,
             worker_id,
             kinds,
             i32::try_from(limit).unwrap_or(i32::MAX),
             millis(lease) as f64,
+            sql_limit(self.defaults.max_running),
+            after,
         )
         .fetch_all(self.pool())
         .await?;
+        self.rotate(after, &rows);
         Ok(claimed_jobs(rows))
     }
 
@@ -91,6 +107,11 @@ impl Queue {
     /// protection call has a timeout). The claim takes exactly the locked
     /// jobs, in the same transaction, whose start is its `now()`: the lease
     /// and `started_at` count from the reservation.
+    ///
+    /// The jobs are chosen as [`Queue::claim`] chooses them (the same
+    /// `jobs_reserve`), with one difference: a limited tenant whose lock
+    /// another claimer holds is passed over rather than waited for, since
+    /// that claimer may hold it for as long as its own `before` takes.
     pub async fn claim_after(
         &self,
         worker_id: &str,
@@ -102,11 +123,14 @@ impl Queue {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let after = self.rotation();
         let mut tx = self.pool().begin().await?;
         let reserved = sqlx::query_scalar!(
-            r#"SELECT r.id AS "id!" FROM jobs_reserve($1, $2) AS r(id)"#,
+            r#"SELECT r.id AS "id!" FROM jobs_reserve($1, $2, $3, false, $4) AS r(id)"#,
             kinds,
             i32::try_from(limit).unwrap_or(i32::MAX),
+            sql_limit(self.defaults.max_running),
+            after,
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -134,6 +158,7 @@ impl Queue {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.rotate(after, &rows);
         Ok(claimed_jobs(rows))
     }
 
@@ -310,6 +335,28 @@ impl Queue {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+impl Queue {
+    /// Where the next claim starts looking among tenants.
+    fn rotation(&self) -> Uuid {
+        // A poisoned lock holds a Uuid all the same; any value is correct.
+        *self.rotation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves the rotation past the tenant served furthest along from
+    /// `after` (in uuid order, wrapping), so the next claim starts with
+    /// the tenants this one reached last.
+    fn rotate(&self, after: Uuid, rows: &[ClaimRow]) {
+        let start = after.as_u128();
+        let furthest = rows
+            .iter()
+            .map(|r| r.tenant_id)
+            .max_by_key(|t| t.as_u128().wrapping_sub(start).wrapping_sub(1));
+        if let Some(tenant) = furthest {
+            *self.rotation.lock().unwrap_or_else(|e| e.into_inner()) = tenant;
+        }
     }
 }
 

@@ -76,9 +76,13 @@ mod lease;
 mod maintenance;
 mod registry;
 mod stats;
+mod tenants;
 mod wait;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::PgPool;
 
@@ -88,6 +92,7 @@ pub use backend::{
     WorkerHandle,
 };
 pub use backoff::Backoff;
+pub use enqueue::EnqueuedId;
 pub use error::{ProtectionError, QueueError};
 pub use job::{
     ClaimedJob, Enqueued, Job, JobId, JobKind, JobState, Lease, NewJob, Outcome, TenantId,
@@ -96,6 +101,7 @@ pub use lease::{Finished, Progress, Renewed};
 pub use maintenance::{Maintenance, MaintenanceReport};
 pub use registry::Registry;
 pub use stats::{FinishedCounts, QueueStats, RunTimeQuantiles, RunTimes, WorkerLoad};
+pub use tenants::{TenantDefaults, TenantLimits};
 pub use wait::{JobWaiters, Parked};
 
 /// The channel on which an insert announces claimable jobs; the payload is
@@ -105,14 +111,28 @@ pub const JOBS_CHANNEL: &str = "crunch_jobs";
 /// Starts allowed per job unless its kind or the job says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 
+/// How long a client refused for a full queue ([`QueueError::QueueFull`])
+/// is told to wait. A constant rather than an estimate: room appears as the
+/// tenant's jobs start, and crunch's jobs run for minutes, so a retry
+/// after a few seconds is cheap to refuse again and soon enough to take
+/// room when it appears. A retry with the same idempotency key is safe.
+pub const QUEUE_FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Time limit per attempt unless its kind or the job says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// A handle on the queue: a pool and the kinds it accepts. Cheap to clone.
+/// A handle on the queue: a pool, the kinds it accepts and the default
+/// limits per tenant. Cheap to clone; clones share where the next claim
+/// starts among tenants (see [`Queue::claim`]).
 #[derive(Debug, Clone)]
 pub struct Queue {
     pool: PgPool,
     registry: Arc<Registry>,
+    defaults: TenantDefaults,
+    /// The tenant the last claim served furthest along: claims take turns
+    /// among tenants with equally few running jobs by looking after it
+    /// first. Only an order; any value is correct.
+    rotation: Arc<Mutex<uuid::Uuid>>,
 }
 
 impl Queue {
@@ -121,6 +141,8 @@ impl Queue {
         Queue {
             pool,
             registry: Arc::new(registry),
+            defaults: TenantDefaults::default(),
+            rotation: Arc::new(Mutex::new(uuid::Uuid::nil())),
         }
     }
 
@@ -130,6 +152,8 @@ impl Queue {
         Queue {
             pool,
             registry: self.registry.clone(),
+            defaults: self.defaults,
+            rotation: self.rotation.clone(),
         }
     }
 

@@ -4,13 +4,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::{Queue, error::QueueError, job::TenantId};
+use crate::{Queue, error::QueueError, job::TenantId, tenants::sql_limit};
 
 /// A snapshot of the queue.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueStats {
     /// Queued jobs that are claimable now.
     pub queued_ready: i64,
+    /// Of the claimable jobs, those that may start now: each tenant's
+    /// claimable jobs up to the room its `max_running` (its own, else the
+    /// queue's default) leaves beside its running jobs. The jobs that
+    /// workers could take if there were more workers.
+    pub runnable: i64,
     /// Queued jobs waiting for their `run_at` (scheduled or backing off).
     pub queued_waiting: i64,
     /// Running jobs.
@@ -51,11 +56,13 @@ pub struct FinishedCounts {
 }
 
 impl QueueStats {
-    /// Queued plus running: the work that scaling must provide capacity for.
-    /// Counting running jobs keeps the backlog from reading zero while every
-    /// worker is still busy.
+    /// Runnable plus running: the work that scaling must provide capacity
+    /// for. Counting running jobs keeps the backlog from reading zero while
+    /// every worker is still busy; counting only runnable queued jobs keeps
+    /// it from asking for workers that tenants' `max_running` would leave
+    /// idle.
     pub fn backlog(&self) -> i64 {
-        self.queued_ready + self.running
+        self.runnable + self.running
     }
 }
 
@@ -64,28 +71,49 @@ impl Queue {
     /// service, which is what scaling needs.
     pub async fn stats(&self, tenant: Option<TenantId>) -> Result<QueueStats, QueueError> {
         let tenant = tenant.map(|t| t.0);
+        // Per tenant first, so that each tenant's claimable jobs can be
+        // capped by the room its max_running leaves.
         let counts = sqlx::query!(
             r#"
+            WITH per AS (
+                SELECT tenant_id,
+                    count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS ready,
+                    count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS waiting,
+                    count(*) FILTER (WHERE state = 'running') AS running,
+                    count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+                    count(*) FILTER (WHERE state = 'failed') AS failed,
+                    count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                    min(run_at) FILTER (WHERE state = 'queued' AND run_at <= now()) AS oldest,
+                    count(*) FILTER (WHERE state = 'succeeded' AND finished_at > now() - interval '1 minute')
+                        AS succeeded_1m,
+                    count(*) FILTER (WHERE state = 'failed' AND finished_at > now() - interval '1 minute')
+                        AS failed_1m,
+                    count(*) FILTER (WHERE state = 'cancelled' AND finished_at > now() - interval '1 minute')
+                        AS cancelled_1m
+                FROM jobs
+                WHERE ($1::uuid IS NULL OR tenant_id = $1)
+                GROUP BY tenant_id
+            )
             SELECT
-                count(*) FILTER (WHERE state = 'queued' AND run_at <= now()) AS "queued_ready!",
-                count(*) FILTER (WHERE state = 'queued' AND run_at > now()) AS "queued_waiting!",
-                count(*) FILTER (WHERE state = 'running') AS "running!",
-                count(*) FILTER (WHERE state = 'succeeded') AS "succeeded!",
-                count(*) FILTER (WHERE state = 'failed') AS "failed!",
-                count(*) FILTER (WHERE state = 'cancelled') AS "cancelled!",
-                coalesce(extract(epoch FROM now() - min(run_at) FILTER (
-                    WHERE state = 'queued' AND run_at <= now())) * 1000, 0)::float8
-                    AS "oldest_ms!",
-                count(*) FILTER (WHERE state = 'succeeded' AND finished_at > now() - interval '1 minute')
-                    AS "succeeded_1m!",
-                count(*) FILTER (WHERE state = 'failed' AND finished_at > now() - interval '1 minute')
-                    AS "failed_1m!",
-                count(*) FILTER (WHERE state = 'cancelled' AND finished_at > now() - interval '1 minute')
-                    AS "cancelled_1m!"
-            FROM jobs
-            WHERE ($1::uuid IS NULL OR tenant_id = $1)
+                coalesce(sum(p.ready), 0)::int8 AS "queued_ready!",
+                coalesce(sum(p.waiting), 0)::int8 AS "queued_waiting!",
+                coalesce(sum(CASE WHEN l.lim IS NULL THEN p.ready
+                                  ELSE least(p.ready, greatest(l.lim - p.running, 0)) END), 0)::int8
+                    AS "runnable!",
+                coalesce(sum(p.running), 0)::int8 AS "running!",
+                coalesce(sum(p.succeeded), 0)::int8 AS "succeeded!",
+                coalesce(sum(p.failed), 0)::int8 AS "failed!",
+                coalesce(sum(p.cancelled), 0)::int8 AS "cancelled!",
+                coalesce(extract(epoch FROM now() - min(p.oldest)) * 1000, 0)::float8 AS "oldest_ms!",
+                coalesce(sum(p.succeeded_1m), 0)::int8 AS "succeeded_1m!",
+                coalesce(sum(p.failed_1m), 0)::int8 AS "failed_1m!",
+                coalesce(sum(p.cancelled_1m), 0)::int8 AS "cancelled_1m!"
+            FROM per p
+            LEFT JOIN tenants t ON t.id = p.tenant_id
+            CROSS JOIN LATERAL (SELECT coalesce(t.max_running, $2::int4) AS lim) AS l
             "#,
             tenant,
+            sql_limit(self.defaults.max_running),
         )
         .fetch_one(self.pool())
         .await?;
@@ -103,6 +131,7 @@ impl Queue {
         .await?;
         Ok(QueueStats {
             queued_ready: counts.queued_ready,
+            runnable: counts.runnable,
             queued_waiting: counts.queued_waiting,
             running: counts.running,
             succeeded: counts.succeeded,

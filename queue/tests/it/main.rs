@@ -7,4 +7,5 @@ mod common;
 
 mod backend;
 mod enqueue;
+mod fair;
 mod lifecycle;
