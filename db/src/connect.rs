@@ -30,9 +30,37 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// compose file, a private cluster) may be up before PostgreSQL is.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
+/// The `application_name` of the API server's database sessions, as
+/// `pg_stat_activity` shows them (workers use their worker id).
+pub const SERVER_APPLICATION_NAME: &str = "crunch-server";
+
+/// The options of `url` with the sessions named `application_name`, which
+/// replaces any the URL gives: an operator maps `pg_stat_activity` rows to
+/// processes by it.
+///
+/// PostgreSQL keeps at most 63 bytes of the name and shows characters
+/// outside printable ASCII as `?`.
+pub fn connect_options(url: &str, application_name: &str) -> Result<PgConnectOptions, DbError> {
+    Ok(PgConnectOptions::from_str(url)?.application_name(application_name))
+}
+
+/// A pool of up to `max_connections` to `url` whose sessions are named
+/// `application_name` ([`connect_options`]), connecting only when first
+/// used and acquiring with [`ACQUIRE_TIMEOUT`]: for processes that do not
+/// migrate (workers), whose first use retries until the database is up.
+pub fn connect_lazy_as(
+    url: &str,
+    max_connections: u32,
+    application_name: &str,
+) -> Result<PgPool, DbError> {
+    Ok(pool_options(max_connections).connect_lazy_with(connect_options(url, application_name)?))
+}
+
 /// Connects a pool of up to `max_connections` to `url` and brings its schema
 /// up to date with [`MIGRATOR`], creating the database first when the server
-/// does not have it, so a fresh server needs no setup step.
+/// does not have it, so a fresh server needs no setup step. The sessions
+/// carry whatever `application_name` the URL gives (none if it gives
+/// none); a process names its own with [`connect_and_migrate_as`].
 ///
 /// The pool's connections are acquired with [`ACQUIRE_TIMEOUT`]; only this
 /// first connection waits up to [`STARTUP_WAIT`] for the server to come up.
@@ -40,11 +68,27 @@ pub const STARTUP_WAIT: Duration = Duration::from_secs(30);
 /// Several processes may do this at once: creation tolerates a concurrent
 /// creator, and migrations run under sqlx's advisory lock.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
-    let options = PgConnectOptions::from_str(url)?;
-    let pool = PgPoolOptions::new()
+    migrate_with(PgConnectOptions::from_str(url)?, max_connections).await
+}
+
+/// [`connect_and_migrate`] with the sessions named `application_name`
+/// ([`connect_options`]): [`SERVER_APPLICATION_NAME`] for the API server.
+pub async fn connect_and_migrate_as(
+    url: &str,
+    max_connections: u32,
+    application_name: &str,
+) -> Result<PgPool, DbError> {
+    migrate_with(connect_options(url, application_name)?, max_connections).await
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_lazy_with(options.clone());
+}
+
+async fn migrate_with(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, DbError> {
+    let pool = pool_options(max_connections).connect_lazy_with(options.clone());
     let started = Instant::now();
     let mut created = false;
     loop {

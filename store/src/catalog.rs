@@ -3,7 +3,10 @@
 //! A part row is inserted only after its object is uploaded, in the same
 //! transaction that locks its dataset's row, so readers only ever see parts
 //! whose objects are complete, and a concurrent delete either sees the part
-//! (and removes its object) or makes the insert fail.
+//! (and removes its object) or makes the insert fail. That transaction also
+//! checks the tenant's storage quota under a lock of the tenant's row
+//! (`check_quota`). Every statement names the tenant, except the sweep's
+//! lookup of part ids (`part_paths`), which compares whole paths.
 
 use chrono::{DateTime, Utc};
 use crunch_queue::TenantId;
@@ -43,9 +46,11 @@ pub(crate) async fn insert_dataset(
     name: &str,
     schema: &SchemaRef,
     part: &NewPart,
+    default_quota: Option<u64>,
 ) -> Result<(Dataset, Part), StoreError> {
     let schema_json = schema::to_json(schema)?;
     let mut tx = pool.begin().await?;
+    check_quota(&mut tx, tenant, default_quota, part.bytes).await?;
     let created = sqlx::query!(
         r#"
         INSERT INTO datasets (id, tenant_id, name, schema)
@@ -82,8 +87,12 @@ pub(crate) async fn append_part(
     tenant: TenantId,
     id: DatasetId,
     part: &NewPart,
+    default_quota: Option<u64>,
 ) -> Result<Option<Part>, StoreError> {
     let mut tx = pool.begin().await?;
+    // The tenant's row first, then the dataset's: every transaction that
+    // takes both takes them in this order (deletes take only the dataset's).
+    check_quota(&mut tx, tenant, default_quota, part.bytes).await?;
     // Locks the dataset's row until commit, so a concurrent delete waits for
     // this part and then removes it with the rest, or has already removed
     // the dataset and this finds nothing.
@@ -133,6 +142,123 @@ async fn insert_part(
         part.bytes,
     )
     .fetch_one(tx)
+    .await?)
+}
+
+/// Refuses a part of `upload` bytes that would take the tenant's stored
+/// bytes past its quota (its own `storage_quota_bytes`, else
+/// `default_quota`; neither means no limit), in the transaction that will
+/// insert the part.
+///
+/// Locks the tenant's row (FOR NO KEY UPDATE, which foreign-key checks do
+/// not wait for) until the transaction ends, so concurrent uploads of one
+/// tenant check and insert one at a time: each sums the parts the previous
+/// one committed, and two cannot both pass on the same headroom. The sum is
+/// a statement of its own, after the lock: at READ COMMITTED it then reads
+/// a snapshot taken once the previous holder has committed, whereas a sum
+/// in the locking statement would read the snapshot from before the wait.
+async fn check_quota(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    default_quota: Option<u64>,
+    upload: i64,
+) -> Result<(), StoreError> {
+    let own = sqlx::query_scalar!(
+        "SELECT storage_quota_bytes FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+        tenant as TenantId,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::Invariant(format!("tenant {tenant} does not exist")))?;
+    let Some(limit) = quota(own, default_quota) else {
+        return Ok(());
+    };
+    let used = used_bytes(&mut *tx, tenant).await?;
+    within_quota(limit, used, upload)
+}
+
+/// The quota that applies: the tenant's own, else the default.
+fn quota(own: Option<i64>, default_quota: Option<u64>) -> Option<u64> {
+    // The column's CHECK keeps it positive; a negative one would be no
+    // room at all.
+    own.map(|bytes| u64::try_from(bytes).unwrap_or(0))
+        .or(default_quota)
+}
+
+/// Whether `upload` more bytes fit beside `used` under `limit`: exactly
+/// reaching the limit does.
+fn within_quota(limit: u64, used: i64, upload: i64) -> Result<(), StoreError> {
+    // Both are sums and sizes of parts, which are positive by CHECK.
+    let used = u64::try_from(used).unwrap_or(0);
+    let upload = u64::try_from(upload).unwrap_or(0);
+    if used.saturating_add(upload) > limit {
+        return Err(StoreError::QuotaExceeded {
+            limit,
+            used,
+            upload,
+        });
+    }
+    Ok(())
+}
+
+/// The same check as [`check_quota`], without a lock or a transaction: a
+/// cheap early refusal before a part's object is uploaded. Passing it
+/// promises nothing; the check at insert decides. A tenant that does not
+/// exist passes here and fails there.
+pub(crate) async fn precheck_quota(
+    pool: &PgPool,
+    tenant: TenantId,
+    default_quota: Option<u64>,
+    upload: i64,
+) -> Result<(), StoreError> {
+    let Some(own) = sqlx::query_scalar!(
+        "SELECT storage_quota_bytes FROM tenants WHERE id = $1",
+        tenant as TenantId,
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(());
+    };
+    let Some(limit) = quota(own, default_quota) else {
+        return Ok(());
+    };
+    within_quota(limit, used_bytes(pool, tenant).await?, upload)
+}
+
+/// The quota that applies to the tenant ([`quota`]), or None for no limit
+/// (and for a tenant that does not exist).
+pub(crate) async fn quota_of(
+    pool: &PgPool,
+    tenant: TenantId,
+    default_quota: Option<u64>,
+) -> Result<Option<u64>, StoreError> {
+    let own = sqlx::query_scalar!(
+        "SELECT storage_quota_bytes FROM tenants WHERE id = $1",
+        tenant as TenantId,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(own.and_then(|own| quota(own, default_quota)))
+}
+
+/// The bytes the tenant stores: the sizes of its datasets' parts.
+pub(crate) async fn used_bytes<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    tenant: TenantId,
+) -> Result<i64, StoreError> {
+    // Through the tenant's datasets: both tables' indexes lead there
+    // (datasets by tenant, parts by dataset).
+    Ok(sqlx::query_scalar!(
+        r#"
+        SELECT coalesce(sum(p.bytes), 0)::int8 AS "used!"
+        FROM datasets d
+        JOIN dataset_parts p ON p.dataset_id = d.id AND p.tenant_id = d.tenant_id
+        WHERE d.tenant_id = $1
+        "#,
+        tenant as TenantId,
+    )
+    .fetch_one(executor)
     .await?)
 }
 

@@ -41,6 +41,20 @@ pub enum StoreError {
         /// The columns found, in the same form.
         found: String,
     },
+    /// Storing the upload would take the tenant's stored bytes past its
+    /// storage quota; nothing was stored. Sizes are of the Parquet parts
+    /// the store keeps, not of the bodies sent.
+    #[error(
+        "storage quota exceeded: {upload} more bytes would take the {used} bytes stored past the quota of {limit} bytes"
+    )]
+    QuotaExceeded {
+        /// The tenant's quota in bytes.
+        limit: u64,
+        /// The bytes the tenant's datasets held when the upload was checked.
+        used: u64,
+        /// The size of the refused part.
+        upload: u64,
+    },
     /// The dataset name is not acceptable.
     #[error("invalid dataset name: {0}")]
     InvalidName(String),
@@ -102,13 +116,15 @@ pub enum DeclaredSchemaError {
 impl StoreError {
     /// Whether the input was at fault (the same input fails the same way
     /// again: a malformed or oversized body, a schema that does not match
-    /// or parse, a bad name, a dataset that does not exist) rather than the
-    /// store or what it depends on.
+    /// or parse, a bad name, a dataset that does not exist, an upload past
+    /// the tenant's quota until it deletes data) rather than the store or
+    /// what it depends on.
     pub fn is_caller_fault(&self) -> bool {
         matches!(
             self,
             StoreError::BadInput { .. }
                 | StoreError::TooLarge { .. }
+                | StoreError::QuotaExceeded { .. }
                 | StoreError::SchemaMismatch { .. }
                 | StoreError::InvalidName(_)
                 | StoreError::DeclaredSchema(_)

@@ -10,6 +10,12 @@
 //! readers ([`Store::committed_parts`]) only ever see complete parts, and an
 //! upload is all of its rows or none.
 //!
+//! Every operation names the tenant and sees only the tenant's datasets.
+//! A tenant's parts may be held to a storage quota (its own
+//! `tenants.storage_quota_bytes`, else [`Store::with_default_storage_quota`]):
+//! the transaction that would insert a part past it refuses it
+//! ([`StoreError::QuotaExceeded`]) and the part's object is deleted.
+//!
 //! ```no_run
 //! use crunch_queue::TenantId;
 //! use crunch_store::{Format, IngestOptions, Store};

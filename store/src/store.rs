@@ -28,6 +28,8 @@ pub const MAX_PAGE: i64 = 1000;
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// The storage quota of tenants that have none of their own.
+    default_quota: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -48,7 +50,35 @@ impl Store {
                 pool,
                 objects: Objects::open(url)?,
             }),
+            default_quota: None,
         })
+    }
+
+    /// The store with `bytes` as the storage quota of every tenant whose
+    /// `tenants.storage_quota_bytes` is NULL; None (as opened) leaves them
+    /// unlimited. A tenant's own quota always wins.
+    ///
+    /// A quota bounds the Parquet bytes of the tenant's dataset parts (what
+    /// [`Store::used_bytes`] sums): an upload or append that would take
+    /// them past it is `StoreError::QuotaExceeded` and stores nothing.
+    /// Job results do not count.
+    pub fn with_default_storage_quota(mut self, bytes: Option<u64>) -> Store {
+        self.default_quota = bytes;
+        self
+    }
+
+    /// The bytes the tenant stores: the Parquet sizes of its datasets'
+    /// committed parts, what its storage quota bounds.
+    pub async fn used_bytes(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        let used = catalog::used_bytes(&self.inner.pool, tenant).await?;
+        u64::try_from(used).map_err(|_| StoreError::Invariant(format!("negative usage {used}")))
+    }
+
+    /// The storage quota that applies to the tenant: its own, else the
+    /// store's default ([`Store::with_default_storage_quota`]); None for
+    /// no limit.
+    pub async fn storage_quota(&self, tenant: TenantId) -> Result<Option<u64>, StoreError> {
+        catalog::quota_of(&self.inner.pool, tenant, self.default_quota).await
     }
 
     /// The object store, its prefix and layout, for the crate's modules.
@@ -66,7 +96,8 @@ impl Store {
     /// Streams the body to a temporary file (enforcing `max_bytes` as it
     /// goes), parses and validates all of it, converts it to one Parquet
     /// file, uploads it, and only then inserts the dataset row and its first
-    /// part row in one transaction. Any error leaves nothing behind.
+    /// part row in one transaction, which checks the tenant's storage quota
+    /// (`QuotaExceeded`). Any error leaves nothing behind.
     pub async fn create_dataset(
         &self,
         tenant: TenantId,
@@ -83,7 +114,17 @@ impl Store {
         let id = DatasetId::new();
         let schema = converted.schema.clone();
         let (path, part) = self.upload(tenant, id, converted).await?;
-        match catalog::insert_dataset(&self.inner.pool, tenant, id, name, &schema, &part).await {
+        let inserted = catalog::insert_dataset(
+            &self.inner.pool,
+            tenant,
+            id,
+            name,
+            &schema,
+            &part,
+            self.default_quota,
+        )
+        .await;
+        match inserted {
             Ok(created) => Ok(created),
             Err(error) => {
                 self.inner.objects.delete_quietly([path]).await;
@@ -98,7 +139,8 @@ impl Store {
     /// the dataset's names and types (else `SchemaMismatch`); without one,
     /// the body must name the dataset's columns (CSV header, NDJSON fields,
     /// Parquet schema; else `SchemaMismatch`) and its values are read as the
-    /// dataset's types (a value that is not is `BadInput`).
+    /// dataset's types (a value that is not is `BadInput`). A part that
+    /// would take the tenant past its storage quota is `QuotaExceeded`.
     pub async fn append(
         &self,
         tenant: TenantId,
@@ -123,7 +165,8 @@ impl Store {
         let (path, part) = self.upload(tenant, id, converted).await?;
         // A dataset's schema never changes, so the check above still holds;
         // only its existence can, which the insert checks under a lock.
-        let appended = catalog::append_part(&self.inner.pool, tenant, id, &part).await;
+        let appended =
+            catalog::append_part(&self.inner.pool, tenant, id, &part, self.default_quota).await;
         match appended {
             Ok(Some(part)) => Ok(part),
             Ok(None) => {
@@ -137,7 +180,10 @@ impl Store {
         }
     }
 
-    /// Uploads a converted body as a new part of dataset `id`.
+    /// Uploads a converted body as a new part of dataset `id`, unless it
+    /// already would not fit the tenant's storage quota: refusing before
+    /// the upload spares writing an object only to delete it. The insert
+    /// checks again, under a lock, and decides.
     async fn upload(
         &self,
         tenant: TenantId,
@@ -154,6 +200,7 @@ impl Store {
             rows: i64::try_from(converted.rows).map_err(too_big)?,
             bytes: i64::try_from(converted.bytes).map_err(too_big)?,
         };
+        catalog::precheck_quota(&self.inner.pool, tenant, self.default_quota, part.bytes).await?;
         self.inner
             .objects
             .upload(&path, converted.file, converted.bytes)

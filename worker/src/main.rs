@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use crunch_engine::Engine;
-use crunch_queue::{Maintenance, Queue};
+use crunch_queue::{Maintenance, Queue, TenantDefaults};
 use crunch_store::Store;
 use crunch_worker::{
     handler::{Deps, run_worker},
@@ -46,19 +46,25 @@ async fn run(cli: WorkerCli) -> anyhow::Result<()> {
         }
         None => tracing::info!("scale-in protection off: ECS_AGENT_URI is not set (not on ECS)"),
     }
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        // Claims and result writes fail fast during an outage and are
-        // retried; they need not hold a task for sqlx's default 30 s.
-        .acquire_timeout(crunch_db::ACQUIRE_TIMEOUT)
-        .connect_lazy(url)
-        .context("DATABASE_URL")?;
-    let queue = Queue::new(pool.clone(), crunch_worker::registry());
+    // Claims and result writes fail fast during an outage (the pool's
+    // acquire timeout) and are retried. The sessions are named after the
+    // worker, and so are those of the backend's I/O thread, which copies
+    // these options, so `pg_stat_activity` tells which worker holds them.
+    let pool =
+        crunch_db::connect_lazy_as(url, 4, options.queue.worker_id()).context("DATABASE_URL")?;
+    // The claim holds tenants to this default; enqueue limits are the
+    // server's.
+    let queue =
+        Queue::new(pool.clone(), crunch_worker::registry()).with_tenant_defaults(TenantDefaults {
+            max_running: cli.worker.tenant_max_running,
+            max_queued: None,
+        });
     let store = Store::open(pool, store_url)?;
     let engine = Engine::new(engine)?;
     tracing::info!(
         worker = options.queue.worker_id(),
         memory_limit = engine.memory_limit(),
+        tenant_max_running = ?cli.worker.tenant_max_running,
         "worker starting"
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -42,6 +42,17 @@ pub struct WorkerSettings {
     )]
     pub slots: usize,
 
+    /// Jobs of one tenant running at once across all workers, for tenants
+    /// without a limit of their own (default no limit); every process that
+    /// claims jobs should say the same
+    #[arg(
+        long = "tenant-max-running",
+        env = "CRUNCH_TENANT_MAX_RUNNING",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub tenant_max_running: Option<u32>,
+
     /// A job's lease; a dead worker's job is rescued after it
     #[arg(
         long = "lease-seconds",
@@ -311,6 +322,7 @@ mod tests {
         assert_eq!(w.shutdown_grace, Duration::from_secs(100));
         assert_eq!(w.log, "info");
         assert_eq!(w.engine_threads, None);
+        assert_eq!(w.tenant_max_running, None);
         assert_eq!(cli.ecs_agent_uri, None);
         let (options, engine) = w.worker_options();
         assert_eq!(options.grace, Duration::from_secs(100));
@@ -335,6 +347,25 @@ mod tests {
             ErrorKind::ValueValidation
         );
         assert_eq!(with(&["--nope", "x"]), ErrorKind::UnknownArgument);
+        // No tenant may be held to nothing running at all.
+        assert_eq!(
+            with(&["--tenant-max-running", "0"]),
+            ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn a_tenant_max_running_is_a_positive_count() {
+        let cli = parse(&[
+            "--database-url",
+            "u",
+            "--store-url",
+            "s",
+            "--tenant-max-running",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(cli.worker.tenant_max_running, Some(4));
     }
 
     #[test]
