@@ -318,6 +318,11 @@ pub struct Env {
     pub database_url: String,
     /// The queue, for reading job state (never raw SQL on `jobs`).
     pub queue: Queue,
+    /// The API key every server of this world accepts and every [`Api`]
+    /// sends: minted by `crunch-server keys generate`, as an operator
+    /// would, and given to the servers as `CRUNCH_BOOTSTRAP_KEY_SHA256`.
+    pub key: String,
+    key_sha256: String,
     dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<(String, PathBuf)>>>,
     /// Last, so the turn passes on only once the cluster and the directory
@@ -348,10 +353,13 @@ impl Env {
             .await
             .expect("migrating the database");
         let queue = Queue::new(pool, crunch_worker::registry());
+        let (key, key_sha256) = generate_key();
         Env {
             cluster,
             database_url,
             queue,
+            key,
+            key_sha256,
             dir: tempfile::tempdir().expect("a temporary directory"),
             logs: Arc::default(),
             _turn: turn,
@@ -429,9 +437,10 @@ impl Env {
                     ("CRUNCH_LISTEN", format!("127.0.0.1:{port}")),
                     ("CRUNCH_WORKERS", "0".to_owned()),
                     ("CRUNCH_DATA_DIR", self.dir.path().display().to_string()),
+                    ("CRUNCH_BOOTSTRAP_KEY_SHA256", self.key_sha256.clone()),
                 ],
             );
-            let api = Api::new(format!("http://127.0.0.1:{port}"));
+            let api = Api::new(format!("http://127.0.0.1:{port}"), &self.key);
             let up = eventually(
                 &format!("{name} to answer /readyz or exit"),
                 Duration::from_secs(120),
@@ -586,7 +595,24 @@ impl Reply {
     }
 }
 
-/// A client for one server's API.
+/// A new key and its hex SHA-256, from `crunch-server keys generate`.
+fn generate_key() -> (String, String) {
+    let out = Command::new(&binaries().server)
+        .args(["keys", "generate"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .expect("running crunch-server keys generate");
+    assert!(out.status.success(), "crunch-server keys generate failed");
+    let stdout = String::from_utf8(out.stdout).expect("keys generate prints text");
+    let mut lines = stdout.lines();
+    match (lines.next(), lines.next()) {
+        (Some(key), Some(sha256)) => (key.to_owned(), sha256.to_owned()),
+        _ => panic!("keys generate printed {stdout:?}, not a key and its hash"),
+    }
+}
+
+/// A client for one server's API, sending one key with every request.
 #[derive(Debug, Clone)]
 pub struct Api {
     /// `http://127.0.0.1:<port>`.
@@ -595,11 +621,18 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client for the server at `base`.
-    pub fn new(base: String) -> Api {
+    /// A client for the server at `base` that sends `key` as
+    /// `Authorization: Bearer` with every request.
+    pub fn new(base: String, key: &str) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .expect("a key is printable ASCII");
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
         Api {
             base,
             client: reqwest::Client::builder()
+                .default_headers(headers)
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("an HTTP client"),

@@ -1,6 +1,8 @@
 //! Prometheus metrics: HTTP latency measured in process, queue numbers read
 //! from the database at scrape time (so every replica reports the same
-//! queue, and restarts lose nothing).
+//! queue, and restarts lose nothing). The numbers are the whole fleet's:
+//! no metric is labelled with a tenant, a key or a dataset, so the
+//! endpoint shows no tenant's data ([`crate::metrics_app`] serves it).
 
 use std::{
     fmt::Write,
@@ -13,6 +15,19 @@ use std::{
 
 use crunch_queue::{QueueStats, RunTimes};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+
+use crate::{problem::ApiError, state::AppState};
+
+/// How far back the run-time quantiles look.
+const RUN_TIME_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The exposition text now: the fleet's queue numbers and this process's
+/// counters.
+pub async fn scrape(state: &AppState) -> Result<String, ApiError> {
+    let stats = state.queue.stats(None).await?;
+    let run_times = state.queue.recent_run_times(RUN_TIME_WINDOW).await?;
+    Ok(state.metrics.render(&stats, &run_times))
+}
 
 /// Upper bounds of the HTTP latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [

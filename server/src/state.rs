@@ -2,10 +2,15 @@
 
 use std::time::Duration;
 
-use crunch_queue::{Queue, TenantId};
+use crunch_queue::Queue;
 use crunch_store::Store;
 
-use crate::{metrics::Metrics, scaling::ScalingStatus, waiters::Waiters};
+use crate::{
+    auth::{Auth, AuthMode, Verifier, VerifierConfig},
+    metrics::Metrics,
+    scaling::ScalingStatus,
+    waiters::Waiters,
+};
 
 /// Default for [`Limits::max_json_bytes`]: a batch of 1000 jobs with
 /// short queries fits; the largest single SQL query (100 kB) fits many
@@ -58,14 +63,20 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The worker-scaling publisher's last reading (none outside AWS).
     pub scaling: ScalingStatus,
+    /// How requests are authenticated, and the cache of verified keys.
+    pub auth: Auth,
 }
 
 impl AppState {
     /// The state of an application over `queue` and `store` with `limits`:
-    /// long-poll waiters listening on the queue, fresh metrics and no
-    /// scaling reading yet. Must be called inside a Tokio runtime (the
-    /// waiters start their listener task).
+    /// long-poll waiters listening on the queue, every `/v1` request
+    /// authenticated by its key (a verifier with the default cache TTL,
+    /// listening for revocations), fresh metrics and no scaling reading
+    /// yet. Must be called inside a Tokio runtime (the waiters and the
+    /// verifier start their tasks). Both listeners hold a connection of
+    /// the queue's pool.
     pub fn new(queue: Queue, store: Store, limits: Limits) -> Self {
+        let verifier = Verifier::start(queue.pool().clone(), VerifierConfig::default());
         AppState {
             waiters: Waiters::start(queue.clone()),
             queue,
@@ -73,13 +84,26 @@ impl AppState {
             limits,
             metrics: Metrics::default(),
             scaling: ScalingStatus::default(),
+            auth: Auth {
+                mode: AuthMode::Keys,
+                verifier,
+            },
         }
     }
 
-    /// The tenant a request acts for. Every request belongs to the default
-    /// tenant until API keys map requests to tenants; every query below
-    /// already filters by it.
-    pub fn tenant(&self) -> TenantId {
-        TenantId::DEFAULT
+    /// The same state with requests authenticated as `mode` says:
+    /// [`AuthMode::Keys`] (the default) or, for a server on a loopback
+    /// address only, [`AuthMode::Open`].
+    pub fn with_auth(mut self, mode: AuthMode) -> Self {
+        self.auth.mode = mode;
+        self
+    }
+
+    /// The same state with a verifier configured as `config` says (its
+    /// cache TTL, how often `last_used_at` is written). Must be called
+    /// inside a Tokio runtime; the verifier it replaces stops.
+    pub fn with_verifier(mut self, config: VerifierConfig) -> Self {
+        self.auth.verifier = Verifier::start(self.queue.pool().clone(), config);
+        self
     }
 }

@@ -59,6 +59,7 @@ async fn cancelled_heavy_queries_stop_burning_cpu_and_the_worker_serves_and_drai
         .unwrap();
     let gone = impatient
         .post(format!("{}/v1/jobs?wait=60", api.base))
+        .bearer_auth(&env.key)
         .json(&sql_job(&dataset, SLOW_QUERY, 1))
         .send()
         .await;

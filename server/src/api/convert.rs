@@ -519,3 +519,36 @@ pub fn part(p: &crunch_store::Part) -> model::Part {
         created_at: p.created_at,
     }
 }
+
+impl From<crate::auth::Scope> for model::KeyScope {
+    fn from(scope: crate::auth::Scope) -> Self {
+        match scope {
+            crate::auth::Scope::Read => model::KeyScope::Read,
+            crate::auth::Scope::Write => model::KeyScope::Write,
+            crate::auth::Scope::Admin => model::KeyScope::Admin,
+        }
+    }
+}
+
+impl From<model::KeyScope> for crate::auth::Scope {
+    fn from(scope: model::KeyScope) -> Self {
+        match scope {
+            model::KeyScope::Read => crate::auth::Scope::Read,
+            model::KeyScope::Write => crate::auth::Scope::Write,
+            model::KeyScope::Admin => crate::auth::Scope::Admin,
+        }
+    }
+}
+
+/// A key as the API lists it.
+pub fn api_key(key: &crate::auth::KeyInfo) -> model::ApiKey {
+    model::ApiKey {
+        prefix: key.prefix.clone(),
+        name: key.name.clone(),
+        scopes: key.scopes.iter().map(model::KeyScope::from).collect(),
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        revoked_at: key.revoked_at,
+        last_used_at: key.last_used_at,
+    }
+}

@@ -12,7 +12,12 @@ use super::{
     ApiTags, convert,
     model::{DatasetCreated, DatasetDetail, DatasetPage, Part, UploadFormat},
 };
-use crate::{problem::ApiError, problems, state::AppState};
+use crate::{
+    auth::{Authorized, Read, Write},
+    problem::ApiError,
+    problems,
+    state::AppState,
+};
 
 /// The dataset operations.
 pub struct DatasetsApi {
@@ -53,6 +58,7 @@ problems! {
     UploadError {
         400 => BadRequest: "A parameter is malformed.",
         404 => NotFound: "No such dataset (appending).",
+        409 => QuotaExceeded: "Storing the upload would take the tenant past its storage quota.",
         413 => TooLarge: "The body is over the upload limit.",
         415 => UnsupportedMediaType: "The media type is not application/octet-stream (with `format`), text/csv, application/x-ndjson or application/vnd.apache.parquet.",
         422 => Unprocessable: "The body is malformed; `errors` names the line and column.",
@@ -208,11 +214,14 @@ impl DatasetsApi {
     ///
     /// The body is streamed to disk, checked in full, converted to Parquet
     /// and stored; only then does the dataset exist. A malformed row is
-    /// answered 422 naming its line and column, and nothing is stored.
+    /// answered 422 naming its line and column, and nothing is stored; so
+    /// is an upload that would take the tenant past its storage quota
+    /// (409). Needs the `write` scope.
     #[oai(path = "/v1/datasets", method = "post", operation_id = "createDataset")]
     #[allow(clippy::too_many_arguments)]
     async fn create_dataset(
         &self,
+        auth: Authorized<Write>,
         /// The dataset's name.
         #[oai(validator(min_length = 1, max_length = 200))]
         name: Query<String>,
@@ -246,7 +255,7 @@ impl DatasetsApi {
             .state
             .store
             .create_dataset(
-                self.state.tenant(),
+                auth.tenant,
                 &name.0,
                 &options,
                 Box::pin(body.into_bytes_stream()),
@@ -260,6 +269,8 @@ impl DatasetsApi {
     }
 
     /// Append a batch of rows as one atomic part: all rows or none.
+    ///
+    /// Needs the `write` scope.
     #[oai(
         path = "/v1/datasets/:id/parts",
         method = "post",
@@ -268,6 +279,7 @@ impl DatasetsApi {
     #[allow(clippy::too_many_arguments)]
     async fn append_part(
         &self,
+        auth: Authorized<Write>,
         /// The dataset's id.
         id: Path<Uuid>,
         /// The body's encoding: required for `application/octet-stream`,
@@ -299,7 +311,7 @@ impl DatasetsApi {
             .state
             .store
             .append(
-                self.state.tenant(),
+                auth.tenant,
                 DatasetId(id.0),
                 &options,
                 Box::pin(body.into_bytes_stream()),
@@ -310,9 +322,12 @@ impl DatasetsApi {
     }
 
     /// List datasets, newest first.
+    ///
+    /// Needs the `read` scope.
     #[oai(path = "/v1/datasets", method = "get", operation_id = "listDatasets")]
     async fn list_datasets(
         &self,
+        auth: Authorized<Read>,
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Page size, 1 to 1000.
@@ -334,7 +349,7 @@ impl DatasetsApi {
         let datasets = self
             .state
             .store
-            .list(self.state.tenant(), before, limit.0)
+            .list(auth.tenant, before, limit.0)
             .await
             .map_err(ApiError::from)?;
         let next_cursor = (datasets.len() as i64 == limit.0)
@@ -347,16 +362,19 @@ impl DatasetsApi {
     }
 
     /// Get a dataset: schema, rows, bytes and parts.
+    ///
+    /// Needs the `read` scope.
     #[oai(path = "/v1/datasets/:id", method = "get", operation_id = "getDataset")]
     async fn get_dataset(
         &self,
+        auth: Authorized<Read>,
         /// The dataset's id.
         id: Path<Uuid>,
     ) -> Result<GetDatasetResponse, DatasetError> {
         match self
             .state
             .store
-            .get(self.state.tenant(), DatasetId(id.0))
+            .get(auth.tenant, DatasetId(id.0))
             .await
             .map_err(ApiError::from)?
         {
@@ -369,6 +387,8 @@ impl DatasetsApi {
     }
 
     /// Delete a dataset and all its parts.
+    ///
+    /// Needs the `write` scope.
     #[oai(
         path = "/v1/datasets/:id",
         method = "delete",
@@ -376,13 +396,14 @@ impl DatasetsApi {
     )]
     async fn delete_dataset(
         &self,
+        auth: Authorized<Write>,
         /// The dataset's id.
         id: Path<Uuid>,
     ) -> Result<DeleteDatasetResponse, DatasetError> {
         if self
             .state
             .store
-            .delete(self.state.tenant(), DatasetId(id.0))
+            .delete(auth.tenant, DatasetId(id.0))
             .await
             .map_err(ApiError::from)?
         {

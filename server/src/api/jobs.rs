@@ -8,7 +8,7 @@ use crunch_engine::{
     analysis::{Analysis, AnalysisType, Input, PayloadFilter, ResultSummary},
     check_sql as check_sql_text,
 };
-use crunch_queue::{Cancel, JobFilter, JobId, JobKind};
+use crunch_queue::{Cancel, JobFilter, JobId, JobKind, TenantId};
 use crunch_worker::AnalysisKind;
 use poem_openapi::{
     ApiResponse, OpenApi, ResponseContent,
@@ -24,6 +24,7 @@ use super::{
     results::{self, ResultFormat},
 };
 use crate::{
+    auth::{Authorized, Read, Write},
     body_limit::json_body_limit,
     problem::{ApiError, InputError},
     problems,
@@ -54,6 +55,8 @@ problems! {
         413 => TooLarge: "The body is too large.",
         415 => UnsupportedMediaType: "The body is not JSON.",
         422 => Unprocessable: "The job is invalid: unknown dataset, bad analysis, bad options.",
+        429 => TooManyRequests: "The tenant has as many queued jobs as it may; nothing was queued. Retry after `Retry-After` seconds."
+            with "Retry-After": "Seconds after which a retry may succeed.",
     }
 }
 
@@ -189,10 +192,10 @@ impl JobsApi {
     /// Long-polls: returns the job once it is terminal or `wait` passes.
     async fn wait_for(
         &self,
+        tenant: TenantId,
         id: JobId,
         wait: Option<u32>,
     ) -> Result<Option<crunch_queue::Job>, ApiError> {
-        let tenant = self.state.tenant();
         let wait =
             Duration::from_secs(u64::from(wait.unwrap_or(0))).min(self.state.limits.max_wait);
         let parked = (!wait.is_zero()).then(|| self.state.waiters.park(id));
@@ -213,7 +216,8 @@ impl JobsApi {
     ///
     /// The job is durable once this returns 2xx. With `wait`, the call
     /// returns as soon as the job finishes or after `wait` seconds,
-    /// whichever comes first.
+    /// whichever comes first. A tenant with as many queued jobs as it may
+    /// have is refused 429 with `Retry-After`. Needs the `write` scope.
     #[oai(
         path = "/v1/jobs",
         method = "post",
@@ -222,12 +226,13 @@ impl JobsApi {
     )]
     async fn submit_job(
         &self,
+        auth: Authorized<Write>,
         body: Json<NewJob>,
         /// Seconds to wait for the job to finish (0 to 60).
         #[oai(validator(maximum(value = "60")))]
         wait: Query<Option<u32>>,
     ) -> Result<SubmitJobResponse, SubmitJobError> {
-        let new = self.prepare(body.0).await?;
+        let new = self.prepare(auth.tenant, body.0).await?;
         let enqueued = self
             .state
             .queue
@@ -235,7 +240,7 @@ impl JobsApi {
             .await
             .map_err(ApiError::from)?;
         let id = enqueued.job.id;
-        let job = match self.wait_for(id, wait.0).await? {
+        let job = match self.wait_for(auth.tenant, id, wait.0).await? {
             Some(job) => job,
             None => enqueued.job,
         };
@@ -248,6 +253,9 @@ impl JobsApi {
     }
 
     /// Submit several jobs in one transaction: all are created or none.
+    ///
+    /// A batch that would take the tenant past the queued jobs it may have
+    /// is refused whole, 429 with `Retry-After`. Needs the `write` scope.
     #[oai(
         path = "/v1/job-batches",
         method = "post",
@@ -256,11 +264,16 @@ impl JobsApi {
     )]
     async fn submit_job_batch(
         &self,
+        auth: Authorized<Write>,
         body: Json<NewJobBatch>,
     ) -> Result<SubmitBatchResponse, SubmitJobError> {
         let mut jobs = Vec::with_capacity(body.0.jobs.len());
         for (n, job) in body.0.jobs.into_iter().enumerate() {
-            jobs.push(self.prepare(job).await.map_err(|e| e.in_batch(n))?);
+            jobs.push(
+                self.prepare(auth.tenant, job)
+                    .await
+                    .map_err(|e| e.in_batch(n))?,
+            );
         }
         let enqueued = self
             .state
@@ -279,17 +292,18 @@ impl JobsApi {
     /// Get a job.
     ///
     /// With `wait`, returns as soon as the job finishes or after `wait`
-    /// seconds, whichever comes first.
+    /// seconds, whichever comes first. Needs the `read` scope.
     #[oai(path = "/v1/jobs/:id", method = "get", operation_id = "getJob")]
     async fn get_job(
         &self,
+        auth: Authorized<Read>,
         /// The job's id.
         id: Path<Uuid>,
         /// Seconds to wait for the job to finish (0 to 60).
         #[oai(validator(maximum(value = "60")))]
         wait: Query<Option<u32>>,
     ) -> Result<GetJobResponse, GetJobError> {
-        match self.wait_for(JobId(id.0), wait.0).await? {
+        match self.wait_for(auth.tenant, JobId(id.0), wait.0).await? {
             Some(job) => Ok(GetJobResponse::Ok(Json(
                 Job::try_from(&job).map_err(ApiError::from)?,
             ))),
@@ -298,9 +312,12 @@ impl JobsApi {
     }
 
     /// List jobs, newest first.
+    ///
+    /// Needs the `read` scope.
     #[oai(path = "/v1/jobs", method = "get", operation_id = "listJobs")]
     async fn list_jobs(
         &self,
+        auth: Authorized<Read>,
         /// Only jobs in this state.
         state: Query<Option<JobState>>,
         /// Only jobs that read this dataset.
@@ -351,7 +368,7 @@ impl JobsApi {
         let jobs = self
             .state
             .queue
-            .list(self.state.tenant(), &filter)
+            .list(auth.tenant, &filter)
             .await
             .map_err(ApiError::from)?;
         let next_cursor = (jobs.len() as i64 == limit.0)
@@ -369,6 +386,7 @@ impl JobsApi {
     ///
     /// A queued job is cancelled at once (200). A running job's worker is
     /// told and stops it within seconds (202); get the job to see it end.
+    /// Needs the `write` scope.
     #[oai(
         path = "/v1/jobs/:id/cancel",
         method = "post",
@@ -376,10 +394,11 @@ impl JobsApi {
     )]
     async fn cancel_job(
         &self,
+        auth: Authorized<Write>,
         /// The job's id.
         id: Path<Uuid>,
     ) -> Result<CancelJobResponse, CancelJobError> {
-        let tenant = self.state.tenant();
+        let tenant = auth.tenant;
         let id = JobId(id.0);
         let outcome = self
             .state
@@ -404,6 +423,8 @@ impl JobsApi {
 
     /// Fetch a job's result: a page of rows as JSON, or everything as CSV
     /// or Parquet, streamed.
+    ///
+    /// Needs the `read` scope.
     #[oai(
         path = "/v1/jobs/:id/result",
         method = "get",
@@ -411,6 +432,7 @@ impl JobsApi {
     )]
     async fn get_job_result(
         &self,
+        auth: Authorized<Read>,
         /// The job's id.
         id: Path<Uuid>,
         /// `json` (paged), `csv` or `parquet`.
@@ -425,7 +447,7 @@ impl JobsApi {
         )]
         limit: Query<u32>,
     ) -> Result<GetResultResponse, GetResultError> {
-        let path = self.result_path(JobId(id.0)).await?;
+        let path = self.result_path(auth.tenant, JobId(id.0)).await?;
         let objects = self.state.store.objects();
         Ok(match format.0 {
             ResultFormat::Parquet => GetResultResponse::Ok(ResultContent::Parquet(Binary(
@@ -454,14 +476,18 @@ impl JobsApi {
 
     /// Download a job's result as CSV: the same as `getJobResult` with
     /// `format=csv`, as an operation of its own, whose one media type
-    /// every generated client can read.
+    /// every generated client can read. Needs the `read` scope.
     #[oai(
         path = "/v1/jobs/:id/result.csv",
         method = "get",
         operation_id = "downloadJobResultCsv"
     )]
-    async fn download_csv(&self, id: Path<Uuid>) -> Result<CsvResultResponse, GetResultError> {
-        let path = self.result_path(JobId(id.0)).await?;
+    async fn download_csv(
+        &self,
+        auth: Authorized<Read>,
+        id: Path<Uuid>,
+    ) -> Result<CsvResultResponse, GetResultError> {
+        let path = self.result_path(auth.tenant, JobId(id.0)).await?;
         let body = results::csv(self.state.store.objects(), &path)
             .await
             .map_err(ApiError::from)?;
@@ -470,6 +496,7 @@ impl JobsApi {
 
     /// Download a job's result as its Parquet file: the same file as
     /// `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    /// Needs the `read` scope.
     #[oai(
         path = "/v1/jobs/:id/result.parquet",
         method = "get",
@@ -477,9 +504,10 @@ impl JobsApi {
     )]
     async fn download_parquet(
         &self,
+        auth: Authorized<Read>,
         id: Path<Uuid>,
     ) -> Result<ParquetResultResponse, GetResultError> {
-        let path = self.result_path(JobId(id.0)).await?;
+        let path = self.result_path(auth.tenant, JobId(id.0)).await?;
         let body = results::parquet(self.state.store.objects(), &path)
             .await
             .map_err(ApiError::from)?;
@@ -493,8 +521,11 @@ impl JobsApi {
 impl JobsApi {
     /// Where a succeeded job's result file is: 404 for no such job, 409
     /// for a job without a result.
-    async fn result_path(&self, id: JobId) -> Result<object_store::path::Path, ApiError> {
-        let tenant = self.state.tenant();
+    async fn result_path(
+        &self,
+        tenant: TenantId,
+        id: JobId,
+    ) -> Result<object_store::path::Path, ApiError> {
         let job = self
             .state
             .queue
@@ -545,11 +576,17 @@ async fn check_sql(analysis: &Analysis, inputs: Vec<TableInput>) -> Result<(), A
 impl JobsApi {
     /// A submitted job, checked as far as it can be before it is queued
     /// (its tables, its datasets, its SQL), as the queue job to enqueue.
-    async fn prepare(&self, job: NewJob) -> Result<crunch_queue::NewJob, ApiError> {
+    async fn prepare(
+        &self,
+        tenant: TenantId,
+        job: NewJob,
+    ) -> Result<crunch_queue::NewJob, ApiError> {
         let submission = Submission::try_from(job)?;
-        let inputs = self.check_datasets(&submission.payload.inputs).await?;
+        let inputs = self
+            .check_datasets(tenant, &submission.payload.inputs)
+            .await?;
         check_sql(&submission.payload.analysis, inputs).await?;
-        Ok(submission.queue_job(self.state.tenant())?)
+        Ok(submission.queue_job(tenant)?)
     }
 }
 
@@ -557,13 +594,17 @@ impl JobsApi {
     /// Every input names a dataset this tenant has: a clear 422 at submit
     /// beats a failed job later. Returns the inputs as the engine sees them
     /// (table name and dataset schema, no files) for [`check_sql`].
-    async fn check_datasets(&self, job_inputs: &[Input]) -> Result<Vec<TableInput>, ApiError> {
+    async fn check_datasets(
+        &self,
+        tenant: TenantId,
+        job_inputs: &[Input],
+    ) -> Result<Vec<TableInput>, ApiError> {
         let mut inputs = Vec::with_capacity(job_inputs.len());
         for input in job_inputs {
             let found = self
                 .state
                 .store
-                .get(self.state.tenant(), crunch_store::DatasetId(input.dataset))
+                .get(tenant, crunch_store::DatasetId(input.dataset))
                 .await?;
             let Some((dataset, _parts)) = found else {
                 return Err(ApiError::Unprocessable {

@@ -3,6 +3,7 @@
 pub mod convert;
 mod datasets;
 mod jobs;
+mod keys;
 pub mod model;
 mod ops;
 // ParquetObjectReader is deprecated upstream in favour of hand-written
@@ -22,12 +23,19 @@ pub enum ApiTags {
     Datasets,
     /// Run analyses and fetch their results.
     Jobs,
-    /// Queue statistics, health and metrics.
+    /// Manage the tenant's API keys.
+    Keys,
+    /// Queue statistics and health.
     Operations,
 }
 
 /// Every operation of the API.
-pub type Api = (datasets::DatasetsApi, jobs::JobsApi, ops::OpsApi);
+pub type Api = (
+    datasets::DatasetsApi,
+    jobs::JobsApi,
+    keys::KeysApi,
+    ops::OpsApi,
+);
 
 /// The API as an OpenAPI service.
 pub fn service(state: AppState) -> OpenApiService<Api, ()> {
@@ -39,6 +47,9 @@ pub fn service(state: AppState) -> OpenApiService<Api, ()> {
             jobs::JobsApi {
                 state: state.clone(),
             },
+            keys::KeysApi {
+                state: state.clone(),
+            },
             ops::OpsApi { state },
         ),
         "crunch",
@@ -46,6 +57,9 @@ pub fn service(state: AppState) -> OpenApiService<Api, ()> {
     )
     .description(
         "Upload datasets, run analyses on them as jobs, and fetch the results. \
+         Every /v1 operation needs an API key (`Authorization: Bearer crk_…`) of the tenant \
+         whose data it reads or changes, with the scope the operation names; another \
+         tenant's resources answer 404, like ones that do not exist. \
          Errors are RFC 9457 problem details.",
     )
 }

@@ -1,12 +1,14 @@
-//! Operations: queue statistics, liveness, readiness, Prometheus metrics.
+//! Operations: queue statistics, liveness, readiness. (Prometheus metrics
+//! are served apart, by [`crate::metrics_app`].)
 
-use poem_openapi::{ApiResponse, OpenApi, payload::Json, payload::PlainText};
+use poem_openapi::{ApiResponse, OpenApi, param::Query, payload::Json, payload::PlainText};
 
 use super::{
     ApiTags,
     model::{QueueStats, Readiness, ScalingReading, WorkerLoad},
 };
 use crate::{
+    auth::{Authenticated, Authorized, Scope},
     problem::{ApiError, NotReady},
     problems,
     state::AppState,
@@ -31,6 +33,11 @@ problems! {
     OpsError {}
 }
 
+problems! {
+    /// Why the service is not ready.
+    open ReadinessError {}
+}
+
 /// Liveness.
 #[derive(Debug, ApiResponse)]
 pub enum LivenessResponse {
@@ -47,38 +54,65 @@ pub enum ReadinessResponse {
     Ok(Json<Readiness>),
 }
 
-/// Metrics.
-#[derive(Debug, ApiResponse)]
-pub enum MetricsResponse {
-    /// Prometheus text exposition format.
-    #[oai(status = 200, content_type = "text/plain; version=0.0.4")]
-    Ok(PlainText<String>),
-}
-
 #[OpenApi(tag = "ApiTags::Operations")]
 impl OpsApi {
-    /// Live queue statistics: the same numbers autoscaling runs on.
+    /// Live queue statistics: the caller's tenant's jobs, or with
+    /// `fleet=true` the whole service's, which autoscaling runs on.
+    ///
+    /// Needs the `read` scope; `fleet=true` needs the `admin` scope
+    /// instead. Only the fleet view names workers and shows the scaling
+    /// reading.
     #[oai(path = "/v1/queue", method = "get", operation_id = "getQueueStats")]
-    async fn queue_stats(&self) -> Result<QueueStatsResponse, OpsError> {
-        let s = self.state.queue.stats(None).await.map_err(ApiError::from)?;
+    async fn queue_stats(
+        &self,
+        auth: Authorized<Authenticated>,
+        /// The whole service's numbers rather than the caller's tenant's.
+        #[oai(default)]
+        fleet: Query<bool>,
+    ) -> Result<QueueStatsResponse, OpsError> {
+        let fleet = fleet.0;
+        let tenant = if fleet {
+            auth.require(Scope::Admin).map_err(ApiError::from)?;
+            None
+        } else {
+            auth.require(Scope::Read).map_err(ApiError::from)?;
+            Some(auth.tenant)
+        };
+        let mut s = self
+            .state
+            .queue
+            .stats(tenant)
+            .await
+            .map_err(ApiError::from)?;
+        // Which workers run jobs, and the scaling reading, describe the
+        // fleet, not a tenant's work.
+        let (workers, scaling) = if fleet {
+            (
+                std::mem::take(&mut s.running_by_worker),
+                self.state.scaling.last(),
+            )
+        } else {
+            (Vec::new(), None)
+        };
         Ok(QueueStatsResponse::Ok(Json(QueueStats {
+            fleet,
             queued: s.queued_ready,
             waiting: s.queued_waiting,
             running: s.running,
+            runnable: s.runnable,
             backlog: s.backlog(),
             oldest_queued_ms: u64::try_from(s.oldest_queued_age.as_millis()).unwrap_or(u64::MAX),
             succeeded_last_minute: s.finished_last_minute.succeeded,
             failed_last_minute: s.finished_last_minute.failed,
             cancelled_last_minute: s.finished_last_minute.cancelled,
-            workers: s
-                .running_by_worker
+            workers: workers
                 .into_iter()
                 .map(|w| WorkerLoad {
                     worker_id: w.worker_id,
                     running: w.running,
                 })
                 .collect(),
-            scaling: self.state.scaling.last().map(|p| ScalingReading {
+            scaling: scaling.map(|p| ScalingReading {
                 read_at: p.reading.at,
                 running_tasks: p.reading.running_tasks,
                 desired_tasks: p.reading.desired_tasks,
@@ -99,7 +133,7 @@ impl OpsApi {
 
     /// Readiness: the database answers.
     #[oai(path = "/readyz", method = "get", operation_id = "getReadiness")]
-    async fn readyz(&self) -> Result<ReadinessResponse, OpsError> {
+    async fn readyz(&self) -> Result<ReadinessResponse, ReadinessError> {
         self.state
             .queue
             .ping()
@@ -108,21 +142,5 @@ impl OpsApi {
         Ok(ReadinessResponse::Ok(Json(Readiness {
             status: "ok".to_owned(),
         })))
-    }
-
-    /// Prometheus metrics: queue depth by state, job outcomes and run
-    /// times, HTTP request latency.
-    #[oai(path = "/metrics", method = "get", operation_id = "getMetrics")]
-    async fn metrics(&self) -> Result<MetricsResponse, OpsError> {
-        let stats = self.state.queue.stats(None).await.map_err(ApiError::from)?;
-        let run_times = self
-            .state
-            .queue
-            .recent_run_times(std::time::Duration::from_secs(300))
-            .await
-            .map_err(ApiError::from)?;
-        Ok(MetricsResponse::Ok(PlainText(
-            self.state.metrics.render(&stats, &run_times),
-        )))
     }
 }

@@ -46,7 +46,9 @@ pub struct RunTimeSummary {
 pub struct Reading {
     /// When they were read.
     pub at: DateTime<Utc>,
-    /// Jobs claimable now.
+    /// Jobs that may start now: claimable, and within their tenant's
+    /// `max_running` (jobs a limit holds back would leave a new worker
+    /// idle, so they are not counted).
     pub queued: i64,
     /// Jobs running now.
     pub running_jobs: i64,
@@ -203,7 +205,7 @@ pub async fn read(
     });
     Ok(Reading {
         at: Utc::now(),
-        queued: stats.queued_ready,
+        queued: stats.runnable,
         running_jobs: stats.running,
         running_tasks,
         desired_tasks,

@@ -294,8 +294,12 @@ async fn unknown_routes_answer_with_problem_details() {
     );
     let (status, body) = app.get("/readyz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // Metrics are not on the API's address, only on the metrics endpoint.
+    let (status, _) = app.get("/metrics").await;
+    assert_eq!(status, 404);
     let metrics = app
-        .http
+        .serve_metrics()
+        .await
         .get("/metrics")
         .send()
         .await

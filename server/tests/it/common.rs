@@ -1,6 +1,8 @@
 //! What the server's tests share: a real server on a loopback port, over a
 //! fresh database and a temporary dataset store, with an in-process worker
-//! (or none); a client for it; and the queue with crunch's job kinds.
+//! (or none), and a tenant with a key of every scope; a client for it that
+//! sends that key (or another, or none); and the queue with crunch's job
+//! kinds.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,8 +10,11 @@ use std::{net::SocketAddr, time::Duration};
 
 use crunch_db::testing::{TestDb, test_db};
 use crunch_engine::{Engine, EngineConfig};
-use crunch_queue::{Queue, WorkerConfig};
-use crunch_server::state::{AppState, Limits};
+use crunch_queue::{Queue, TenantId, WorkerConfig};
+use crunch_server::{
+    auth::{self, AuthMode, Scopes, VerifierConfig},
+    state::{AppState, Limits},
+};
 use crunch_store::Store;
 use crunch_worker::{
     ANALYSIS_KIND,
@@ -29,19 +34,38 @@ pub fn queue(db: &TestDb) -> Queue {
 }
 
 /// A client for the server at one base URL: every request the tests send
-/// goes through it.
+/// goes through it, with its key as `Authorization: Bearer` (if it has
+/// one).
 #[derive(Clone)]
 pub struct Http {
     base: String,
     client: reqwest::Client,
+    key: Option<String>,
 }
 
 impl Http {
-    /// A client for the server listening on `addr`.
-    pub fn new(addr: SocketAddr) -> Http {
+    /// A client for the server listening on `addr` that sends `key`.
+    pub fn new(addr: SocketAddr, key: Option<String>) -> Http {
         Http {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
+            key,
+        }
+    }
+
+    /// The same server, with `key` instead.
+    pub fn with_key(&self, key: &str) -> Http {
+        Http {
+            key: Some(key.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same server, with no key.
+    pub fn anonymous(&self) -> Http {
+        Http {
+            key: None,
+            ..self.clone()
         }
     }
 
@@ -57,7 +81,11 @@ impl Http {
 
     /// A request to `path`, to add headers and a body to and send.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path))
+        let request = self.client.request(method, self.url(path));
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
     }
 
     /// A `GET` of `path`.
@@ -68,6 +96,11 @@ impl Http {
     /// A `POST` to `path`.
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.request(reqwest::Method::POST, path)
+    }
+
+    /// A `DELETE` of `path`.
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, path)
     }
 
     /// Sends `request`; returns the status and the JSON body (`Null` when
@@ -86,8 +119,14 @@ pub struct App {
     _db: TestDb,
     /// The dataset store's directory.
     pub store_dir: tempfile::TempDir,
-    /// A client for the server.
+    /// A client for the server, with [`App::key`].
     pub http: Http,
+    /// The server's state (its queue, store and key verifier).
+    pub state: AppState,
+    /// The tenant the app's key acts for.
+    pub tenant: TenantId,
+    /// A key of [`App::tenant`] with every scope.
+    pub key: String,
     /// The in-process worker's engine, when workers run.
     pub engine: Option<Engine>,
     stop: watch::Sender<bool>,
@@ -101,6 +140,13 @@ pub struct Options {
     pub memory_limit: Option<usize>,
     /// The largest upload body, in bytes.
     pub max_upload_bytes: u64,
+    /// Whether requests act for the app's tenant without a key
+    /// ([`AuthMode::Open`]) rather than need one.
+    pub open: bool,
+    /// The key verifier's cache and `last_used_at` settings.
+    pub verifier: VerifierConfig,
+    /// The storage quota of every tenant, in bytes.
+    pub storage_quota: Option<u64>,
 }
 
 impl Default for Options {
@@ -109,6 +155,9 @@ impl Default for Options {
             workers: true,
             memory_limit: None,
             max_upload_bytes: 1 << 30,
+            open: false,
+            verifier: VerifierConfig::default(),
+            storage_quota: None,
         }
     }
 }
@@ -127,14 +176,29 @@ pub async fn spawn_with(options: Options) -> App {
         db.pool().clone(),
         &format!("file://{}", store_dir.path().display()),
     )
-    .unwrap();
+    .unwrap()
+    .with_default_storage_quota(options.storage_quota);
     let queue = queue(&db);
     let limits = Limits {
         max_upload_bytes: options.max_upload_bytes,
         max_line_bytes: 64 * 1024,
         ..Limits::default()
     };
-    let state = AppState::new(queue.clone(), store.clone(), limits);
+    let tenant = auth::tenants::create(db.pool(), "tenant-a").await.unwrap();
+    let key = auth::keys::create(db.pool(), tenant, Scopes::all(), "test", None)
+        .await
+        .unwrap()
+        .secret;
+    let mode = if options.open {
+        AuthMode::Open { tenant }
+    } else {
+        AuthMode::Keys
+    };
+    let state = AppState::new(queue.clone(), store.clone(), limits)
+        .with_verifier(options.verifier)
+        .with_auth(mode);
+    // Revocations announced from now on reach this server's cache.
+    state.auth.verifier.listening().await;
     let (stop, stopped) = watch::channel(false);
     let acceptor = TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
@@ -143,6 +207,7 @@ pub async fn spawn_with(options: Options) -> App {
     let addr: SocketAddr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
     {
         let mut stopped = stopped.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(
@@ -184,7 +249,10 @@ pub async fn spawn_with(options: Options) -> App {
     App {
         _db: db,
         store_dir,
-        http: Http::new(addr),
+        http: Http::new(addr, Some(key.clone())),
+        state,
+        tenant,
+        key,
         engine: engine_handle,
         stop,
     }
@@ -197,6 +265,50 @@ impl Drop for App {
 }
 
 impl App {
+    /// The database pool.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.state.queue.pool()
+    }
+
+    /// A new tenant named `name` and a key of it with `scopes`.
+    pub async fn tenant_with_key(&self, name: &str, scopes: &str) -> (TenantId, String) {
+        let tenant = auth::tenants::create(self.pool(), name).await.unwrap();
+        (tenant, self.key_of(tenant, scopes).await)
+    }
+
+    /// A new key of `tenant` with `scopes` (`read,write`).
+    pub async fn key_of(&self, tenant: TenantId, scopes: &str) -> String {
+        let scopes = Scopes::parse_list(scopes).unwrap();
+        auth::keys::create(self.pool(), tenant, scopes, "test", None)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// Serves [`crunch_server::metrics_app`] on a loopback port of its own,
+    /// until the app stops; returns a client for it (with no key).
+    pub async fn serve_metrics(&self) -> Http {
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let addr: SocketAddr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let mut stopped = self.stop.subscribe();
+        let endpoint = crunch_server::metrics_app(self.state.clone());
+        tokio::spawn(async move {
+            Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    endpoint,
+                    async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    },
+                    Some(Duration::from_secs(5)),
+                )
+                .await
+        });
+        Http::new(addr, None)
+    }
+
     /// Uploads a CSV body; returns (status, body).
     pub async fn upload_csv(&self, query: &str, csv: &str) -> (u16, Value) {
         let request = self

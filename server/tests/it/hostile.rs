@@ -409,13 +409,20 @@ async fn a_line_longer_than_the_limit_is_refused_by_line() {
 }
 
 /// Sends a request with a chunked body (no Content-Length, so the size is
-/// known only by reading it) over a raw connection; returns the status,
-/// content type and body of the answer.
-fn send_chunked(base: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
+/// known only by reading it) and `key` over a raw connection; returns the
+/// status, content type and body of the answer.
+fn send_chunked(
+    base: &str,
+    key: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, String) {
     let address = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: {content_type}\r\n\
+         authorization: Bearer {key}\r\n\
          transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -519,12 +526,14 @@ async fn bodies_over_the_size_limits_are_413() {
     ];
     for (case, body) in chunked {
         let base = app.http.base().to_owned();
+        let key = app.key.clone();
         let path = case.path.clone();
         let content_type = case.content_type.unwrap();
-        let (status, content_type, text) =
-            tokio::task::spawn_blocking(move || send_chunked(&base, &path, content_type, &body))
-                .await
-                .unwrap();
+        let (status, content_type, text) = tokio::task::spawn_blocking(move || {
+            send_chunked(&base, &key, &path, content_type, &body)
+        })
+        .await
+        .unwrap();
         if let Err(why) = problem(&spec, &case, status, &content_type, &text) {
             panic!("{}: {why}", case.name);
         }
@@ -915,7 +924,8 @@ async fn sql_that_writes_reaches_out_or_reads_other_datasets_is_refused_at_submi
         detail["parts"][0]["id"].as_str().unwrap().to_owned()
     };
     let path = format!(
-        "tenants/00000000-0000-0000-0000-000000000000/datasets/{theirs}/parts/{part}.parquet"
+        "tenants/{}/datasets/{theirs}/parts/{part}.parquet",
+        app.tenant
     );
     let stored = app
         .stored_files()

@@ -311,6 +311,58 @@ async fn tasks_beyond_the_running_jobs_are_idle_once_nothing_waits() {
 }
 
 #[tokio::test]
+async fn jobs_a_tenant_limit_holds_back_ask_for_no_worker() {
+    let (_db, queue) = queue_with(5).await;
+    queue
+        .set_tenant_limits(
+            TenantId::DEFAULT,
+            crunch_queue::TenantLimits {
+                max_running: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kinds = ["analysis".to_owned()];
+    let lease = std::time::Duration::from_secs(60);
+    // Two start; the tenant's limit holds the other three back.
+    assert_eq!(queue.claim("w", &kinds, 5, lease).await.unwrap().len(), 2);
+    let (publisher, sent) = healthy(queue.clone(), 1, 10);
+    let reading = publisher
+        .round(&mut Leadership::default())
+        .await
+        .unwrap()
+        .reading;
+    assert_eq!((reading.queued, reading.running_jobs), (0, 2));
+    assert_eq!(reading.backlog(), 2);
+    assert_eq!(reading.backlog_per_task(), 2.0);
+    assert_eq!(
+        value_of(&sent.lock().unwrap()[0].1, "Backlog")
+            .unwrap()
+            .value(),
+        Some(2.0)
+    );
+    // Room for one more: exactly one queued job counts.
+    queue
+        .set_tenant_limits(
+            TenantId::DEFAULT,
+            crunch_queue::TenantLimits {
+                max_running: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let reading = publisher
+        .round(&mut Leadership::default())
+        .await
+        .unwrap()
+        .reading;
+    assert_eq!((reading.queued, reading.running_jobs), (1, 2));
+    assert_eq!(reading.backlog(), 3);
+}
+
+#[tokio::test]
 async fn a_throttled_or_failed_aws_call_publishes_nothing() {
     let (_db, queue) = queue_with(3).await;
     let cases: Vec<(&str, Rule, Rule, Rule)> = vec![

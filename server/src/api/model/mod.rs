@@ -2,13 +2,14 @@
 //! unknown fields.
 //!
 //! One module per resource ([`datasets`], [`jobs`] with the [`analyses`] a
-//! job runs, [`ops`]), over the request plumbing they share
+//! job runs, [`keys`], [`ops`]), over the request plumbing they share
 //! ([`plumbing`]). Everything is re-exported here, so a schema is
 //! `model::Name` wherever it is declared.
 
 pub mod analyses;
 pub mod datasets;
 pub mod jobs;
+pub mod keys;
 pub mod ops;
 pub mod plumbing;
 
@@ -22,5 +23,6 @@ pub use datasets::{
 pub use jobs::{
     Job, JobBatch, JobInput, JobPage, JobState, NewJob, NewJobBatch, ResultPage, ResultSummary,
 };
+pub use keys::{ApiKey, ApiKeyList, CreatedApiKey, KeyScope, NewApiKey};
 pub use ops::{QueueStats, Readiness, ScalingReading, WorkerLoad};
 pub use plumbing::{Strict, Text};

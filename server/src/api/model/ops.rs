@@ -13,16 +13,23 @@ pub struct WorkerLoad {
     pub running: i64,
 }
 
-/// Live queue statistics: the numbers autoscaling runs on.
+/// Live queue statistics: a tenant's, or the whole service's (the numbers
+/// autoscaling runs on).
 #[derive(Debug, Clone, PartialEq, Object)]
 pub struct QueueStats {
+    /// Whether these are the whole service's numbers (`fleet=true`) rather
+    /// than the caller's tenant's.
+    pub fleet: bool,
     /// Jobs claimable now.
     pub queued: i64,
     /// Jobs waiting for their start time (scheduled or backing off).
     pub waiting: i64,
     /// Jobs running.
     pub running: i64,
-    /// queued + running: the work capacity must be found for.
+    /// Claimable jobs that may start now under the tenants' limits
+    /// (`max_running`): what workers can take.
+    pub runnable: i64,
+    /// runnable + running: the work capacity must be found for.
     pub backlog: i64,
     /// Age of the oldest claimable job, in milliseconds.
     pub oldest_queued_ms: u64,
@@ -32,10 +39,11 @@ pub struct QueueStats {
     pub failed_last_minute: i64,
     /// Jobs cancelled in the last minute.
     pub cancelled_last_minute: i64,
-    /// Running jobs per worker.
+    /// Running jobs per worker, in the fleet view; empty in a tenant's.
     pub workers: Vec<WorkerLoad>,
-    /// The worker-scaling metric as last read on this replica; absent
-    /// outside AWS, where the publisher is off.
+    /// The worker-scaling metric as last read on this replica, in the
+    /// fleet view; absent in a tenant's, and outside AWS, where the
+    /// publisher is off.
     pub scaling: Option<ScalingReading>,
 }
 
