@@ -19,6 +19,13 @@ dependencies provide `hcl2` (bc-python-hcl2) and `yaml` (PyYAML).
 4. The Dockerfile's dependency layer copies the manifest of, and writes a
    stub crate for, every workspace member before its first `cargo build`:
    cargo loads the whole workspace, so one missing member fails the build.
+5. /metrics stays off the internet: the server serves it only on
+   CRUNCH_METRICS_LISTEN, so the load balancer must reach the API tasks on
+   the API's port alone (target groups, the ALB's egress, the API tasks'
+   ingress from it, the container's port mappings), that port must not be
+   the metrics port, and no listener rule may forward a /metrics path.
+   compose.yaml publishes the API on the host's loopback unless the user
+   opts in, and never publishes the metrics port.
 
 Exits 1 listing every problem found.
 """
@@ -413,6 +420,88 @@ def check_skips() -> None:
         problem(f"{rel(config)}: skip checks inline with a reason, not in a checkov config file")
 
 
+# --- exposure --------------------------------------------------------------------------
+
+
+def port_of(address: Any) -> int | None:
+    """The port of `host:port` (`[v6]:port` too), none if it has none."""
+    m = re.search(r":(\d+)$", str(address).strip())
+    return int(m.group(1)) if m else None
+
+
+def as_int(tf: Terraform, value: Any) -> int | None:
+    value = tf.resolve(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_exposure(tf: Terraform) -> None:
+    api_port = as_int(tf, "${local.container_port}")
+    if api_port is None:
+        problem("terraform: local.container_port is not a number")
+        return
+    alb_sg = "${aws_security_group.alb.id}"
+
+    for name, body, path in tf.of_type("aws_lb_target_group"):
+        where = f"{rel(path)}: aws_lb_target_group.{name}"
+        if as_int(tf, body.get("port")) != api_port:
+            problem(f"{where}: port {unwrap(body.get('port'))!r} is not the API's ({api_port}); "
+                    "only the API may be behind the load balancer")
+        for check in body.get("health_check", []):
+            if "metrics" in str(unwrap(check.get("path", ""))):
+                problem(f"{where}: health check on {unwrap(check.get('path'))!r}")
+    for name, body, path in tf.of_type("aws_lb_listener_rule"):
+        text = str(body)
+        if "metrics" in text and "forward" in text:
+            problem(f"{rel(path)}: aws_lb_listener_rule.{name} forwards a /metrics path to the internet")
+
+    for rtype in ("aws_vpc_security_group_egress_rule", "aws_vpc_security_group_ingress_rule"):
+        for name, body, path in tf.of_type(rtype):
+            from_alb = (rtype.endswith("egress_rule") and unwrap(body.get("security_group_id")) == alb_sg) or (
+                rtype.endswith("ingress_rule") and unwrap(body.get("referenced_security_group_id")) == alb_sg
+            )
+            if not from_alb:
+                continue
+            ports = (as_int(tf, body.get("from_port")), as_int(tf, body.get("to_port")))
+            if ports != (api_port, api_port):
+                problem(f"{rel(path)}: {rtype}.{name} lets the load balancer reach ports {ports}, "
+                        f"not only the API's {api_port}")
+
+    for name, body, path in tf.of_type("aws_ecs_task_definition"):
+        definitions = str(unwrap(body.get("container_definitions", "")))
+        ports = re.findall(r"['\"]containerPort['\"]\s*:\s*(?:'([^']*)'|\"([^\"]*)\"|(\d+))", definitions)
+        for port in ("".join(groups) for groups in ports):
+            if as_int(tf, port) != api_port and name == "api":
+                problem(f"{rel(path)}: aws_ecs_task_definition.{name} maps port {port}, not only the API's")
+    metrics = tf.locals.get("api_environment", {}).get("CRUNCH_METRICS_LISTEN")
+    if metrics is not None and port_of(tf.resolve(metrics)) in (api_port, None):
+        problem(f"terraform: CRUNCH_METRICS_LISTEN {metrics!r} must be a port of its own, not the API's {api_port}")
+
+    doc = yaml.safe_load(COMPOSE.read_text(encoding="utf-8")) or {}
+    for service, spec in (doc.get("services") or {}).items():
+        spec = spec or {}
+        where = f"{rel(COMPOSE)}: services.{service}"
+        published: list[int] = []
+        for mapping in spec.get("ports") or []:
+            text = str(mapping.get("published", "")) if isinstance(mapping, dict) else str(mapping)
+            # The host side with compose's ${VAR:-default} resolved to its default.
+            host_side = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", text).rsplit(":", 1)[0]
+            container = port_of(text if not isinstance(mapping, dict) else f":{mapping.get('target')}")
+            if container is not None:
+                published.append(container)
+            if not (host_side.startswith("127.0.0.1:") or host_side.startswith("[::1]:")):
+                problem(f"{where}: publishes {text!r} beyond the host's loopback by default; "
+                        "let the user opt in (e.g. ${CRUNCH_PUBLISH:-127.0.0.1:8080})")
+        env = spec.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(str(item).split("=", 1) for item in env)
+        metrics = env.get("CRUNCH_METRICS_LISTEN")
+        if metrics and port_of(metrics) in published:
+            problem(f"{where}: publishes the metrics port of CRUNCH_METRICS_LISTEN={metrics}")
+
+
 def workspace_members() -> list[str]:
     text = (ROOT / "Cargo.toml").read_text(encoding="utf-8")
     m = re.search(r"^members\s*=\s*\[([^\]]*)\]", text, re.MULTILINE)
@@ -445,12 +534,16 @@ def main() -> int:
     check_metrics(tf)
     check_skips()
     check_dockerfile_workspace()
+    check_exposure(tf)
     if problems:
         print(f"check_infra: {len(problems)} problem(s):", file=sys.stderr)
         for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 1
-    print("check_infra: environment variables, metric names and the Dockerfile's workspace are consistent")
+    print(
+        "check_infra: environment variables, metric names, the Dockerfile's workspace and what is exposed "
+        "are consistent"
+    )
     return 0
 
 

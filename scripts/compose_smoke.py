@@ -13,11 +13,15 @@ What stands in for the containers, and nothing else changes:
   mount point becomes the same path under that directory;
 - `depends_on` conditions are honoured in order: postgres healthy (it
   answers), migrate completed with exit 0, then server and workers start;
-  the server's healthcheck (GET /readyz is 200) gates the job.
+  the server's healthcheck (GET /readyz is 200) gates the job;
+- `${NAME:-default}` in compose.yaml is substituted as compose does, from
+  an environment that holds only CRUNCH_BOOTSTRAP_KEY_SHA256: the hash of a
+  key from `crunch-server keys generate`, as README.md's compose steps do.
 
-Then: upload examples/prices.csv, run a summary job with two worker
-replicas (`--scale worker=2`), read the result, SIGTERM every process and
-require exit status 0.
+Then: check that /v1 refuses a request without the key (401) and one for a
+host the server is not known by (400), upload examples/prices.csv with the
+key, run a summary job with two worker replicas (`--scale worker=2`), read
+the result, SIGTERM every process and require exit status 0.
 
 Usage: compose_smoke.py <directory holding crunch-server and crunch-worker>
 Needs PyYAML (scripts/check-infra's venv has it).
@@ -67,11 +71,28 @@ def as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
-def env_of(service: dict[str, Any]) -> dict[str, str]:
+# ${NAME}, ${NAME:-default} (also when NAME is empty), ${NAME-default}.
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """compose's variable substitution, for the forms compose.yaml uses."""
+
+    def value(m: re.Match[str]) -> str:
+        name, kind, default = m.group(1), m.group(2), m.group(3) or ""
+        found = variables.get(name)
+        if found is None or (found == "" and kind == ":-"):
+            return default if kind else ""
+        return found
+
+    return SUBSTITUTION.sub(value, text)
+
+
+def env_of(service: dict[str, Any], variables: dict[str, str] | None = None) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return {k: substitute("" if v is None else str(v), variables or {}) for k, v in env.items()}
 
 
 class Mapping:
@@ -120,10 +141,15 @@ def wait_for(what: str, check, timeout: float = 60.0) -> None:
     sys.exit(f"compose smoke: gave up waiting for {what}")
 
 
-def http(method: str, url: str, body: bytes | None = None, ctype: str | None = None):
+def http(method: str, url: str, body: bytes | None = None, ctype: str | None = None,
+         key: str | None = None, host: str | None = None):
     request = urllib.request.Request(url, data=body, method=method)
     if ctype:
         request.add_header("content-type", ctype)
+    if key:
+        request.add_header("authorization", f"Bearer {key}")
+    if host:
+        request.add_header("host", host)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read()
@@ -147,9 +173,17 @@ def main() -> None:
     pg_data = tmp / "volumes" / "postgres" / "pgdata"
     pg_port = mapping.port(5432)
 
+    # The first key, generated outside the server: it sees only the hash.
+    generated = subprocess.run([str(bin_dir / "crunch-server"), "keys", "generate"],
+                               check=True, capture_output=True, text=True).stdout.split()
+    if len(generated) != 2:
+        sys.exit(f"compose smoke: `crunch-server keys generate` printed {generated!r}, not a key and a hash")
+    key, key_sha256 = generated
+    variables = {"CRUNCH_BOOTSTRAP_KEY_SHA256": key_sha256}
+
     def start(name: str, service: dict[str, Any]) -> subprocess.Popen[bytes]:
         command = [str(bin_dir / service["command"][0]), *service["command"][1:]]
-        env = {k: mapping.value(v) for k, v in env_of(service).items()}
+        env = {k: mapping.value(v) for k, v in env_of(service, variables).items()}
         env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
         workdir = tmp / f"work-{name}"
         workdir.mkdir(exist_ok=True)
@@ -196,13 +230,24 @@ def main() -> None:
         for n in range(WORKER_REPLICAS):
             processes.append((f"worker-{n + 1}", start(f"worker-{n + 1}", services["worker"])))
 
-        published = str(services["server"]["ports"][0]).split(":")[-1]
-        base = f"http://127.0.0.1:{mapping.port(int(published))}"
+        ports = substitute(str(services["server"]["ports"][0]), variables)
+        published, container = ports.rsplit(":", 1)
+        if not published.startswith("127.0.0.1:"):
+            sys.exit(f"compose smoke: the API is published on {published}, not on the host's loopback")
+        base = f"http://127.0.0.1:{mapping.port(int(container))}"
         wait_for("the server's healthcheck (/readyz 200)", lambda: http("GET", f"{base}/readyz")[0] == 200)
         print(f"compose smoke: server healthy at {base}")
 
+        status, _ = http("GET", f"{base}/v1/datasets")
+        if status != 401:
+            sys.exit(f"compose smoke: /v1/datasets without a key answered {status}, not 401")
+        status, _ = http("GET", f"{base}/v1/datasets", key=key, host="rebound.example")
+        if status != 400:
+            sys.exit(f"compose smoke: a request for host rebound.example answered {status}, not 400")
+        print("compose smoke: no key is 401, a foreign Host is 400")
+
         status, body = http("POST", f"{base}/v1/datasets?name=prices&null=NA",
-                            (ROOT / "examples" / "prices.csv").read_bytes(), "text/csv")
+                            (ROOT / "examples" / "prices.csv").read_bytes(), "text/csv", key=key)
         if status != 201:
             sys.exit(f"compose smoke: upload answered {status}: {body[:300]!r}")
         dataset = json.loads(body)["dataset"]["id"]
@@ -210,14 +255,14 @@ def main() -> None:
             "inputs": [{"table": "prices", "dataset": dataset}],
             "analysis": {"type": "summary", "table": "prices", "columns": ["price"]},
         }
-        status, body = http("POST", f"{base}/v1/jobs", json.dumps(job).encode(), "application/json")
+        status, body = http("POST", f"{base}/v1/jobs", json.dumps(job).encode(), "application/json", key=key)
         if status not in (200, 201, 202):
             sys.exit(f"compose smoke: submit answered {status}: {body[:300]!r}")
         job_id = json.loads(body)["id"]
         state = None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            status, body = http("GET", f"{base}/v1/jobs/{job_id}?wait=30")
+            status, body = http("GET", f"{base}/v1/jobs/{job_id}?wait=30", key=key)
             state = json.loads(body).get("state") if status == 200 else None
             if state in ("succeeded", "failed", "cancelled"):
                 break
@@ -225,7 +270,7 @@ def main() -> None:
                 time.sleep(0.5)
         if state != "succeeded":
             sys.exit(f"compose smoke: job ended {state!r}: {body[:500]!r}")
-        status, body = http("GET", f"{base}/v1/jobs/{job_id}/result?format=csv")
+        status, body = http("GET", f"{base}/v1/jobs/{job_id}/result?format=csv", key=key)
         rows = body.decode().strip().splitlines()
         if status != 200 or len(rows) != 2 or not rows[1].startswith("price,"):
             sys.exit(f"compose smoke: result answered {status}: {body[:300]!r}")

@@ -1,18 +1,31 @@
 #!/usr/bin/env python3
 """The README's five-minute tour through the generated Python client.
 
-    python clients/tests/tour.py http://127.0.0.1:8080
+    CRUNCH_API_KEY=crk_... python clients/tests/tour.py http://127.0.0.1:8080
 
-Every call goes through `crunch_client` (its API functions, or, for the two
-result downloads it cannot parse, the httpx client that its `Client` owns:
-see clients/README.md). Every call runs with `raise_on_unexpected_status`,
-and every answer is checked as the parsed model, not as raw JSON.
+Every call goes through `crunch_client`'s API functions, with an
+`AuthenticatedClient` holding the key in CRUNCH_API_KEY (a key with every
+scope, as a standalone server writes to `<data-dir>/api-key`). Every call
+runs with `raise_on_unexpected_status`, and every answer is checked as the
+parsed model, not as raw JSON.
+
+Besides the README's tour it checks what the key guards: a call without a
+key, or with an unknown or malformed one, is a 401 that the client parses as
+a Problem, with the bearer challenge; the open operations need no key. And
+it manages keys through the API with the first key: creates a read-only
+key, which reads the tenant's datasets but is refused writes and key
+management (403, naming the scope), revokes it, after which it is refused
+everything (401). If CRUNCH_TOUR_SECRETS names a file, the secrets of the
+keys it creates are appended to it, one a line (scripts/client-tour checks
+that the server logs none of them).
 
 On top of that, an httpx response hook validates every JSON response
 against its schema in openapi.json (the schema of the operation, status and
 media type): a required field that is missing, a null where the spec does
-not say `nullable: true`, a value of another type or outside its enum, or
-an undocumented status or media type fails the call.
+not say `nullable: true`, a value of another type or outside its enum, an
+undocumented status or media type, or a missing response header that the
+spec says is required (the 401s' and 403s' `WWW-Authenticate`) fails the
+call.
 
 Exits non-zero, with a message saying what did not hold, on any failure.
 Needs a running server with an in-process worker (standalone mode) and
@@ -21,8 +34,10 @@ crunch_client installed (`pip install ./clients/python`).
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -31,7 +46,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from crunch_client import Client
+from crunch_client import AuthenticatedClient, Client
 from crunch_client.api.datasets import append_dataset_part, create_dataset, get_dataset, list_datasets
 from crunch_client.api.jobs import (
     cancel_job,
@@ -42,7 +57,8 @@ from crunch_client.api.jobs import (
     list_jobs,
     submit_job,
 )
-from crunch_client.api.operations import get_queue_stats, get_readiness
+from crunch_client.api.keys import create_api_key, list_api_keys, revoke_api_key
+from crunch_client.api.operations import get_liveness, get_queue_stats, get_readiness
 from crunch_client.models import (
     Aggregate,
     AggregateFunction,
@@ -52,6 +68,8 @@ from crunch_client.models import (
     AnalysisSqlAnalysisType,
     AnalysisSummaryAnalysis,
     AnalysisSummaryAnalysisType,
+    ApiKeyList,
+    CreatedApiKey,
     DatasetCreated,
     DatasetDetail,
     DatasetPage,
@@ -61,6 +79,8 @@ from crunch_client.models import (
     JobInput,
     JobPage,
     JobState,
+    KeyScope,
+    NewApiKey,
     NewJob,
     Part,
     Problem,
@@ -82,6 +102,10 @@ WAIT = 30  # the `wait` of long-polls, seconds
 JOB_DEADLINE = 120.0  # a job of the tour must finish within this
 CANCEL_DEADLINE = 60.0  # a cancelled job must be `cancelled` within this
 TERMINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+# A key as the server mints it; its display prefix is its first 12 characters.
+KEY_FORM = re.compile(r"^crk_[A-Za-z0-9]{32}$")
+PREFIX_LENGTH = len("crk_") + 8
+ALL_SCOPES = {KeyScope.READ, KeyScope.WRITE, KeyScope.ADMIN}
 
 
 class TourFailure(AssertionError):
@@ -130,6 +154,7 @@ class SpecCheck:
         self.responses = 0
         self.objects = 0
         self.nulls = 0
+        self.headers = 0
         self.failures: list[str] = []
 
     # -- the hook
@@ -145,6 +170,12 @@ class SpecCheck:
         documented = operation["responses"].get(str(response.status_code)) or operation["responses"].get("default")
         if documented is None:
             self.fail(f"{where}: status {response.status_code} is not documented for {path}")
+        for name, header in (documented.get("headers") or {}).items():
+            if header.get("required"):
+                # httpx's headers are case-insensitive, as HTTP's are.
+                if name not in response.headers:
+                    self.fail(f"{where}: the required header {name} is missing")
+                self.headers += 1
         content = {k.split(";")[0].strip().lower(): v for k, v in (documented.get("content") or {}).items()}
         if content and media not in content:
             self.fail(f"{where}: content type {media!r} is not documented (documented: {sorted(content)})")
@@ -276,6 +307,26 @@ class SpecCheck:
         for wanted, bad in cases.items():
             found = self.errors_of({"items": [bad]}, schema, "$")
             check(any(e.startswith(wanted) for e in found), f"self-test: expected {wanted!r}, the check found {found}")
+        # A 401 must carry its bearer challenge, as the spec says it does.
+        request = httpx.Request("GET", "http://127.0.0.1/v1/datasets")
+        problem = {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": None}
+        without = httpx.Response(401, json=problem, request=request)
+        without.headers["content-type"] = "application/problem+json"
+        try:
+            self.hook(without)
+        except TourFailure as e:
+            check(
+                "www-authenticate" in str(e).lower(),
+                f"self-test: a 401 without WWW-Authenticate fails as such, not {e}",
+            )
+        else:
+            raise TourFailure("self-test: a 401 without WWW-Authenticate passed the check")
+        with_challenge = httpx.Response(401, json=problem, request=request)
+        with_challenge.headers["content-type"] = "application/problem+json"
+        with_challenge.headers["www-authenticate"] = 'Bearer realm="crunch"'
+        self.hook(with_challenge)
+        self.failures.clear()
+        self.responses = self.objects = self.nulls = self.headers = 0
 
     def errors_of(self, value: Any, schema: dict[str, Any], at: str) -> list[str]:
         errors: list[str] = []
@@ -294,7 +345,7 @@ class SpecCheck:
 # ---------------------------------------------------------------------------- helpers
 
 
-def upload(client: Client, name: str, data: bytes, fmt: UploadFormat, **params: Any) -> DatasetCreated:
+def upload(client: AuthenticatedClient, name: str, data: bytes, fmt: UploadFormat, **params: Any) -> DatasetCreated:
     created = create_dataset.sync(
         client=client,
         name=name,
@@ -312,7 +363,7 @@ def upload(client: Client, name: str, data: bytes, fmt: UploadFormat, **params: 
     return created
 
 
-def wait_for(client: Client, job: Job, what: str, deadline: float = JOB_DEADLINE) -> Job:
+def wait_for(client: AuthenticatedClient, job: Job, what: str, deadline: float = JOB_DEADLINE) -> Job:
     """Long-polls the job with `wait` until it is finished."""
     end = time.monotonic() + deadline
     while job.state not in TERMINAL:
@@ -321,7 +372,7 @@ def wait_for(client: Client, job: Job, what: str, deadline: float = JOB_DEADLINE
     return job
 
 
-def run_job(client: Client, what: str, body: NewJob) -> Job:
+def run_job(client: AuthenticatedClient, what: str, body: NewJob) -> Job:
     job = expect(submit_job.sync(client=client, body=body, wait=WAIT), Job, f"{what}: submitting")
     job = wait_for(client, job, what)
     check(
@@ -336,21 +387,21 @@ def run_job(client: Client, what: str, body: NewJob) -> Job:
     return job
 
 
-def download_csv(client: Client, job: Job) -> str:
+def download_csv(client: AuthenticatedClient, job: Job) -> str:
     """A result as CSV, through the generated downloadJobResultCsv."""
     text = download_job_result_csv.sync(job.id, client=client)
     check(isinstance(text, str), f"CSV result of {job.id}: {text!r}")
     return text
 
 
-def download_parquet(client: Client, job: Job) -> bytes:
+def download_parquet(client: AuthenticatedClient, job: Job) -> bytes:
     """A result's Parquet file, through the generated downloadJobResultParquet."""
     file = download_job_result_parquet.sync(job.id, client=client)
     check(isinstance(file, File), f"Parquet result of {job.id}: {file!r}")
     return file.payload.read()
 
 
-def all_rows(client: Client, job: Job, limit: int) -> tuple[list[dict[str, Any]], int]:
+def all_rows(client: AuthenticatedClient, job: Job, limit: int) -> tuple[list[dict[str, Any]], int]:
     """Every row of the JSON result, `limit` a page, following next_cursor."""
     rows: list[dict[str, Any]] = []
     cursor: str | Unset = UNSET
@@ -372,12 +423,202 @@ def all_rows(client: Client, job: Job, limit: int) -> tuple[list[dict[str, Any]]
         cursor = next_cursor
 
 
+def refused(response: Any, status: int, what: str) -> str:
+    """`response` is a `status` (401 or 403) that the client parsed as a Problem; its bearer challenge."""
+    check(
+        response.status_code == status,
+        f"{what}: expected {status}, got {response.status_code}: {response.content[:300]!r}",
+    )
+    problem = response.parsed
+    check(isinstance(problem, Problem), f"{what}: the client parses the {status} as a Problem, not {problem!r}")
+    check(problem.status == status, f"{what}: the problem's status is {problem.status}, not {status}")
+    challenge = response.headers.get("www-authenticate", "")
+    check(challenge.startswith("Bearer "), f"{what}: the {status} has a bearer challenge, not {challenge!r}")
+    return challenge
+
+
+def dataset_names(client: AuthenticatedClient) -> list[str]:
+    """The names of every dataset the key's tenant has, following next_cursor."""
+    names: list[str] = []
+    cursor: str | Unset = UNSET
+    while True:
+        page = expect(list_datasets.sync(client=client, limit=100, cursor=cursor), DatasetPage, "list datasets")
+        names.extend(d.name for d in page.items)
+        if given(page.next_cursor) is None:
+            return names
+        check(len(names) < 100_000, "dataset paging did not end")
+        cursor = page.next_cursor
+
+
+def remember(secret: str) -> None:
+    """Appends a created key's secret to CRUNCH_TOUR_SECRETS, if set (for the log check)."""
+    path = os.environ.get("CRUNCH_TOUR_SECRETS")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(secret + "\n")
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+def without_a_key(client: AuthenticatedClient, anonymous: Client, make_client: Any) -> None:
+    """The open operations answer without a key; every other call without a valid key is a 401."""
+    check(get_liveness.sync(client=anonymous) is not None, "liveness answers without a key")
+    ready = expect(get_readiness.sync(client=anonymous), Readiness, "readiness without a key")
+    check(ready.status == "ok", f"readiness: {ready.status}")
+
+    # The generated functions of secured operations are typed to take an
+    # AuthenticatedClient; a plain Client is what a caller without a key has.
+    response = list_datasets.sync_detailed(client=anonymous)  # type: ignore[arg-type]
+    challenge = refused(response, 401, "listing datasets without a key")
+    # RFC 6750: no error code when the request carried no credentials.
+    check("error=" not in challenge, f"the challenge to a request without a key names no error: {challenge!r}")
+    print(f"without a key: {response.status_code}, {response.parsed.title}; WWW-Authenticate: {challenge}")
+
+    for token, what in (("crk_" + "0" * 32, "an unknown key"), ("not-a-key", "a malformed key")):
+        with make_client(token) as stranger:
+            response = list_datasets.sync_detailed(client=stranger)
+            challenge = refused(response, 401, f"listing datasets with {what}")
+            check('error="invalid_token"' in challenge, f"{what}: the challenge says invalid_token: {challenge!r}")
+    print("with an unknown key and with a malformed one: 401, invalid_token")
+
+    # A write without a key stores nothing.
+    response = create_dataset.sync_detailed(
+        client=anonymous,  # type: ignore[arg-type]
+        name="no-key",
+        format_=UploadFormat.CSV,
+        body=File(payload=io.BytesIO(b"a\n1\n"), mime_type="application/octet-stream"),
+    )
+    refused(response, 401, "uploading without a key")
+    response = submit_job.sync_detailed(
+        client=anonymous,  # type: ignore[arg-type]
+        body=NewJob(
+            inputs=[JobInput(table="t", dataset=UUID(int=1))],
+            analysis=AnalysisSqlAnalysis(type_=AnalysisSqlAnalysisType.SQL, query="SELECT 1"),
+        ),
+    )
+    refused(response, 401, "submitting a job without a key")
+    check("no-key" not in dataset_names(client), "an upload refused with 401 stored no dataset")
+
+
+def key_management(client: AuthenticatedClient, key: str, make_client: Any, ids: dict[str, UUID]) -> None:
+    """Keys through the API with the first key: a read-only key reads, is refused writes, and is revoked."""
+    listed = expect(list_api_keys.sync(client=client), ApiKeyList, "listing keys")
+    first = [k for k in listed.items if k.prefix == key[:PREFIX_LENGTH]]
+    check(len(first) == 1, f"the first key is listed once by its prefix: {[k.prefix for k in listed.items]}")
+    check(set(first[0].scopes) == ALL_SCOPES, f"the first key has every scope: {first[0].scopes}")
+    check(given(first[0].revoked_at) is None, "the first key is not revoked")
+    print(f"keys: {len(listed.items)} listed; the first, {first[0].prefix} ({first[0].name}), has every scope")
+
+    # A read-only key that expires tomorrow (to the second: the API's times are).
+    expires = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).replace(microsecond=0)
+    response = create_api_key.sync_detailed(
+        client=client, body=NewApiKey(name="tour read-only", scopes=[KeyScope.READ], expires_at=expires)
+    )
+    created = expect(response.parsed, CreatedApiKey, "creating a read-only key")
+    check(response.status_code == 201, f"creating a key is 201, not {response.status_code}")
+    secret = created.secret
+    remember(secret)
+    check(KEY_FORM.match(secret) is not None, "the new key is crk_ and 32 letters and digits")
+    check(secret != key, "the new key is not the first key")
+    check(secret[:PREFIX_LENGTH] == created.key.prefix, "the new key starts with its display prefix")
+    check(created.key.scopes == [KeyScope.READ], f"the new key is read-only: {created.key.scopes}")
+    check(created.key.name == "tour read-only", f"the new key's name: {created.key.name!r}")
+    check(given(created.key.expires_at) == expires, f"it expires at {expires}, not {given(created.key.expires_at)}")
+    check(given(created.key.revoked_at) is None, "a new key is not revoked")
+    response = list_api_keys.sync_detailed(client=client)
+    listed = expect(response.parsed, ApiKeyList, "listing keys")
+    check(listed.items[0].prefix == created.key.prefix, "the newest key is listed first")
+    check(secret.encode() not in response.content and key.encode() not in response.content, "a listing holds no secret")
+    print(f"created the read-only key {created.key.prefix}, expiring {expires.isoformat()}")
+
+    with make_client(secret) as reader:
+        # It reads the tenant's data, side by side with the first key (as in a rotation).
+        page = expect(list_datasets.sync(client=reader, limit=100), DatasetPage, "listing with the read-only key")
+        check(set(ids.values()) <= {d.id for d in page.items}, "the read-only key sees the tenant's datasets")
+        expect(get_dataset.sync(ids["prices"], client=reader), DatasetDetail, "get prices with the read-only key")
+        own = expect(get_queue_stats.sync(client=reader), QueueStats, "the queue with the read-only key")
+        check(not own.fleet, "a read key gets its tenant's queue numbers")
+
+        # Writes and key management need scopes it does not have.
+        response = create_dataset.sync_detailed(
+            client=reader,
+            name="read-only upload",
+            format_=UploadFormat.CSV,
+            body=File(payload=io.BytesIO(b"a\n1\n"), mime_type="application/octet-stream"),
+        )
+        challenge = refused(response, 403, "uploading with the read-only key")
+        check(
+            'error="insufficient_scope"' in challenge and 'scope="write"' in challenge,
+            f"the 403 names the scope it needs: {challenge!r}",
+        )
+        response = submit_job.sync_detailed(
+            client=reader,
+            body=NewJob(
+                inputs=[JobInput(table="prices", dataset=ids["prices"])],
+                analysis=AnalysisSqlAnalysis(type_=AnalysisSqlAnalysisType.SQL, query="SELECT 1 AS one"),
+            ),
+        )
+        refused(response, 403, "submitting with the read-only key")
+        for what, response in (
+            ("listing keys", list_api_keys.sync_detailed(client=reader)),
+            (
+                "creating a key",
+                create_api_key.sync_detailed(client=reader, body=NewApiKey(name="escalation", scopes=list(ALL_SCOPES))),
+            ),
+            ("revoking the first key", revoke_api_key.sync_detailed(key[:PREFIX_LENGTH], client=reader)),
+            ("the fleet's queue numbers", get_queue_stats.sync_detailed(client=reader, fleet=True)),
+        ):
+            challenge = refused(response, 403, f"{what} with the read-only key")
+            check('scope="admin"' in challenge, f"{what}: the 403 names the admin scope: {challenge!r}")
+        check("read-only upload" not in dataset_names(client), "the refused upload stored nothing")
+        names = [k.name for k in expect(list_api_keys.sync(client=client), ApiKeyList, "listing keys").items]
+        check("escalation" not in names, f"the refused key creation created nothing: {names}")
+        print("the read-only key reads; its writes and key management are 403, naming the scope")
+
+        response = revoke_api_key.sync_detailed(created.key.prefix, client=client)
+        check(response.status_code == 204, f"revoking a key is 204, not {response.status_code}")
+        # Revoked on this replica at once.
+        response = list_datasets.sync_detailed(client=reader)
+        challenge = refused(response, 401, "listing with the revoked key")
+        check('error="invalid_token"' in challenge, f"a revoked key is an invalid token: {challenge!r}")
+    response = revoke_api_key.sync_detailed(created.key.prefix, client=client)
+    check(response.status_code == 204, f"revoking a revoked key is 204 still, not {response.status_code}")
+    listed = expect(list_api_keys.sync(client=client), ApiKeyList, "listing keys")
+    revoked = [k for k in listed.items if k.prefix == created.key.prefix]
+    check(len(revoked) == 1 and given(revoked[0].revoked_at) is not None, "the revoked key is listed as revoked")
+    expect(list_datasets.sync(client=client, limit=1), DatasetPage, "the first key after the revoke")
+
+    # Refused: an unknown prefix, no scopes, an expiry in the past.
+    response = revoke_api_key.sync_detailed("crk_00000000", client=client)
+    check(response.status_code == 404 and isinstance(response.parsed, Problem), f"an unknown prefix: {response}")
+    for what, body in (
+        ("no scopes", NewApiKey(name="none", scopes=[])),
+        (
+            "an expiry in the past",
+            NewApiKey(
+                name="expired",
+                scopes=[KeyScope.READ],
+                expires_at=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1),
+            ),
+        ),
+    ):
+        response = create_api_key.sync_detailed(client=client, body=body)
+        check(
+            response.status_code in (400, 422) and isinstance(response.parsed, Problem),
+            f"a key with {what} is refused as a 400 or 422 problem, not {response.status_code}",
+        )
+    names = [k.name for k in expect(list_api_keys.sync(client=client), ApiKeyList, "listing keys").items]
+    check("none" not in names and "expired" not in names, f"the refused keys were not created: {names}")
+    print("revoked it: 401 since; revoking again is 204; an unknown prefix 404; bad keys refused")
+
+
 # ---------------------------------------------------------------------------- the tour
 
 
-def tour(client: Client, spec_check: SpecCheck) -> None:
-    ready = expect(get_readiness.sync(client=client), Readiness, "readiness")
-    check(ready.status == "ok", f"readiness: {ready.status}")
+def tour(client: AuthenticatedClient, anonymous: Client, make_client: Any) -> None:
+    # -- what the key guards
+    without_a_key(client, anonymous, make_client)
 
     # -- the three example datasets, `null=NA`
     ids: dict[str, UUID] = {}
@@ -550,6 +791,9 @@ def tour(client: Client, spec_check: SpecCheck) -> None:
     check({summary.id, sql.id, group_by.id} <= listed, "the succeeded jobs are listed under state=succeeded")
     print(f"listed {len(seen)} datasets two at a time, {len(listed)} succeeded jobs")
 
+    # -- keys: a read-only key, refused writes, revoked
+    key_management(client, client.token, make_client, ids)
+
     # -- cancel a running job
     data = "x\n" + "".join(f"{i}\n" for i in range(20_000))
     created = upload(client, "t", data.encode(), UploadFormat.CSV)
@@ -590,41 +834,60 @@ def tour(client: Client, spec_check: SpecCheck) -> None:
     check(given(job.result) is None, "a cancelled job has no result")
     print(f"cancelled a running job: cancelled {took:.1f} s after the cancel")
 
-    # -- the queue
+    # -- the queue: the tenant's numbers, and with the admin scope the fleet's
     stats = expect(get_queue_stats.sync(client=client), QueueStats, "queue stats")
-    check(not isinstance(stats.scaling, ScalingReading), "scaling is null outside AWS")
-    check(stats.backlog == stats.queued + stats.running, f"backlog = queued + running: {stats}")
+    check(not stats.fleet, "without fleet=true the numbers are the tenant's")
+    check(given(stats.scaling) is None and stats.workers == [], f"a tenant's view names no worker, no scaling: {stats}")
+    check(stats.runnable <= stats.queued, f"runnable jobs are queued ones: {stats}")
+    check(stats.backlog == stats.runnable + stats.running, f"backlog = runnable + running: {stats}")
     check(stats.succeeded_last_minute >= 4, f"the tour's 4 jobs succeeded in the last minute: {stats}")
     check(stats.cancelled_last_minute >= 1, f"the cancelled job is counted: {stats}")
-    workers = ", ".join(f"{w.worker_id}: {w.running}" for w in stats.workers) or "none busy"
+    fleet = expect(get_queue_stats.sync(client=client, fleet=True), QueueStats, "the fleet's queue stats")
+    check(fleet.fleet, "fleet=true gives the fleet's numbers")
+    check(not isinstance(fleet.scaling, ScalingReading), "scaling is null outside AWS")
+    check(fleet.backlog == fleet.runnable + fleet.running, f"the fleet's backlog = runnable + running: {fleet}")
+    check(
+        fleet.succeeded_last_minute >= stats.succeeded_last_minute,
+        f"the fleet has at least the tenant's successes: {fleet} against {stats}",
+    )
+    workers = ", ".join(f"{w.worker_id}: {w.running}" for w in fleet.workers) or "none busy"
     print(
-        f"queue: {stats.queued} queued, {stats.waiting} waiting, {stats.running} running "
-        f"(backlog {stats.backlog}, oldest queued {stats.oldest_queued_ms} ms); last minute: "
-        f"{stats.succeeded_last_minute} succeeded, {stats.failed_last_minute} failed, "
-        f"{stats.cancelled_last_minute} cancelled; workers: {workers}; scaling: {given(stats.scaling)}"
+        f"queue (tenant): {stats.queued} queued ({stats.runnable} runnable), {stats.waiting} waiting, "
+        f"{stats.running} running (backlog {stats.backlog}, oldest queued {stats.oldest_queued_ms} ms); "
+        f"last minute: {stats.succeeded_last_minute} succeeded, {stats.failed_last_minute} failed, "
+        f"{stats.cancelled_last_minute} cancelled; fleet: workers: {workers}; scaling: {given(fleet.scaling)}"
     )
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} BASE_URL (e.g. http://127.0.0.1:8080)", file=sys.stderr)
+    key = os.environ.get("CRUNCH_API_KEY", "")
+    if len(sys.argv) != 2 or not key:
+        print(
+            f"usage: CRUNCH_API_KEY=KEY {sys.argv[0]} BASE_URL (e.g. http://127.0.0.1:8080), KEY one with every scope",
+            file=sys.stderr,
+        )
         return 2
+    base_url = sys.argv[1]
     spec_check = SpecCheck(json.loads(SPEC_PATH.read_text()))
     try:
         spec_check.self_test()
     except TourFailure as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
-    client = Client(
-        base_url=sys.argv[1],
-        raise_on_unexpected_status=True,
-        timeout=httpx.Timeout(REQUEST_TIMEOUT),
-        httpx_args={"event_hooks": {"response": [spec_check.hook]}},
-    )
+    # The same options for every client of the tour, with and without a key.
+    options: dict[str, Any] = {
+        "raise_on_unexpected_status": True,
+        "timeout": httpx.Timeout(REQUEST_TIMEOUT),
+        "httpx_args": {"event_hooks": {"response": [spec_check.hook]}},
+    }
+
+    def make_client(token: str) -> AuthenticatedClient:
+        return AuthenticatedClient(base_url=base_url, token=token, **options)
+
     started = time.monotonic()
     try:
-        with client:
-            tour(client, spec_check)
+        with make_client(key) as client, Client(base_url=base_url, **options) as anonymous:
+            tour(client, anonymous, make_client)
     except TourFailure as e:
         print(f"\nFAILED: {e}", file=sys.stderr)
         return 1
@@ -633,7 +896,8 @@ def main() -> int:
         return 1
     print(
         f"\nspec check: {spec_check.responses} JSON responses, {spec_check.objects} objects checked against "
-        f"{SPEC_PATH.name} ({spec_check.nulls} nulls, each where the spec allows one)"
+        f"{SPEC_PATH.name} ({spec_check.nulls} nulls, each where the spec allows one), "
+        f"{spec_check.headers} required response headers present"
     )
     print(f"the tour passed in {time.monotonic() - started:.1f} s")
     return 0

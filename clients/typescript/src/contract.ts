@@ -4,7 +4,8 @@
 import { createCrunchClient, rawBody, type Schemas, type UploadFormat } from "./index";
 
 export async function contract(): Promise<void> {
-  const client = createCrunchClient("http://127.0.0.1:8080");
+  // Every /v1 operation needs a key: each request sends `Authorization: Bearer <key>`.
+  const client = createCrunchClient("http://127.0.0.1:8080", { apiKey: "crk_0123456789abcdefghijABCDEFGHIJ01" });
 
   // An upload: a raw body, sent as application/octet-stream, with `format`
   // naming its encoding; `name` is the one required query parameter, and the
@@ -58,4 +59,30 @@ export async function contract(): Promise<void> {
   const queue = await client.GET("/v1/queue");
   const scaling: Schemas["ScalingReading"] | null | undefined = queue.data?.scaling;
   void scaling;
+  // The whole service's numbers (the admin scope).
+  const fleetView = await client.GET("/v1/queue", { params: { query: { fleet: true } } });
+  const fleet: boolean | undefined = fleetView.data?.fleet;
+  void fleet;
+
+  // Without a key: a 401, documented like every error, so `error` is a Problem.
+  const anonymous = createCrunchClient("http://127.0.0.1:8080");
+  const refused = await anonymous.GET("/v1/datasets");
+  const status: number | undefined = refused.error?.status;
+  void status;
+
+  // Keys of the caller's tenant (the admin scope): created with scopes and an
+  // optional expiry, the secret in that answer only; listed without secrets;
+  // revoked by display prefix.
+  const minted = await client.POST("/v1/keys", {
+    body: { name: "ci", scopes: ["read", "write"], expires_at: "2030-01-01T00:00:00Z" },
+  });
+  const secret: string | undefined = minted.data?.secret;
+  const scopes: Schemas["KeyScope"][] | undefined = minted.data?.key.scopes;
+  void secret;
+  void scopes;
+  const keys = await client.GET("/v1/keys");
+  const revokedAt: (string | null | undefined)[] | undefined = keys.data?.items.map((k) => k.revoked_at);
+  void revokedAt;
+  const revoked = await client.DELETE("/v1/keys/{prefix}", { params: { path: { prefix: "crk_01234567" } } });
+  void revoked.response.status;
 }

@@ -16,12 +16,39 @@ export type CrunchClient = Client<paths>;
 /** How an upload's body is encoded: its `format` query parameter, e.g. `"csv"`. */
 export type UploadFormat = Schemas["UploadFormat"];
 
+/** The options of {@link createCrunchClient}: openapi-fetch's, and the API key. */
+export type CrunchClientOptions = Omit<ClientOptions, "baseUrl"> & {
+  /**
+   * The API key (`crk_…`) that every request sends as `Authorization: Bearer <key>`;
+   * every `/v1` operation needs one (a standalone server writes its first key to
+   * `<data-dir>/api-key`). Without it, those operations answer 401.
+   */
+  apiKey?: string;
+};
+
 /**
- * A client for the crunch server at `baseUrl` (e.g. `http://127.0.0.1:8080`).
- * `options` are openapi-fetch's (headers, a custom fetch, ...).
+ * A client for the crunch server at `baseUrl` (e.g. `http://127.0.0.1:8080`),
+ * authenticated with `options.apiKey`. The other options are openapi-fetch's
+ * (headers, a custom fetch, ...). A 401 (no key, or an unknown, expired or
+ * revoked one) or a 403 (the key lacks the operation's scope) comes back as
+ * the answer's `error`, a `Problem`, like any other error the spec documents.
  */
-export function createCrunchClient(baseUrl: string, options: Omit<ClientOptions, "baseUrl"> = {}): CrunchClient {
-  return createClient<paths>({ ...options, baseUrl });
+export function createCrunchClient(baseUrl: string, options: CrunchClientOptions = {}): CrunchClient {
+  const { apiKey, ...rest } = options;
+  const client = createClient<paths>({ ...rest, baseUrl });
+  if (apiKey !== undefined) {
+    // On each request that does not name its own Authorization, so that one
+    // call can still be made with another key.
+    client.use({
+      onRequest({ request }) {
+        if (!request.headers.has("Authorization")) {
+          request.headers.set("Authorization", `Bearer ${apiKey}`);
+        }
+        return request;
+      },
+    });
+  }
+  return client;
 }
 
 /**

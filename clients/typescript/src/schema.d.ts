@@ -21,26 +21,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Prometheus metrics: queue depth by state, job outcomes and run
-         *     times, HTTP request latency.
-         */
-        get: operations["getMetrics"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -65,14 +45,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List datasets, newest first. */
+        /**
+         * List datasets, newest first.
+         * @description Needs the `read` scope.
+         */
         get: operations["listDatasets"];
         put?: never;
         /**
          * Upload a dataset.
          * @description The body is streamed to disk, checked in full, converted to Parquet
          *     and stored; only then does the dataset exist. A malformed row is
-         *     answered 422 naming its line and column, and nothing is stored.
+         *     answered 422 naming its line and column, and nothing is stored; so
+         *     is an upload that would take the tenant past its storage quota
+         *     (409). Needs the `write` scope.
          */
         post: operations["createDataset"];
         delete?: never;
@@ -88,11 +73,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a dataset: schema, rows, bytes and parts. */
+        /**
+         * Get a dataset: schema, rows, bytes and parts.
+         * @description Needs the `read` scope.
+         */
         get: operations["getDataset"];
         put?: never;
         post?: never;
-        /** Delete a dataset and all its parts. */
+        /**
+         * Delete a dataset and all its parts.
+         * @description Needs the `write` scope.
+         */
         delete: operations["deleteDataset"];
         options?: never;
         head?: never;
@@ -108,7 +99,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Append a batch of rows as one atomic part: all rows or none. */
+        /**
+         * Append a batch of rows as one atomic part: all rows or none.
+         * @description Needs the `write` scope.
+         */
         post: operations["appendDatasetPart"];
         delete?: never;
         options?: never;
@@ -125,7 +119,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Submit several jobs in one transaction: all are created or none. */
+        /**
+         * Submit several jobs in one transaction: all are created or none.
+         * @description A batch that would take the tenant past the queued jobs it may have
+         *     is refused whole, 429 with `Retry-After`. Needs the `write` scope.
+         */
         post: operations["submitJobBatch"];
         delete?: never;
         options?: never;
@@ -140,14 +138,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List jobs, newest first. */
+        /**
+         * List jobs, newest first.
+         * @description Needs the `read` scope.
+         */
         get: operations["listJobs"];
         put?: never;
         /**
          * Submit a job.
          * @description The job is durable once this returns 2xx. With `wait`, the call
          *     returns as soon as the job finishes or after `wait` seconds,
-         *     whichever comes first.
+         *     whichever comes first. A tenant with as many queued jobs as it may
+         *     have is refused 429 with `Retry-After`. Needs the `write` scope.
          */
         post: operations["submitJob"];
         delete?: never;
@@ -166,7 +168,7 @@ export interface paths {
         /**
          * Get a job.
          * @description With `wait`, returns as soon as the job finishes or after `wait`
-         *     seconds, whichever comes first.
+         *     seconds, whichever comes first. Needs the `read` scope.
          */
         get: operations["getJob"];
         put?: never;
@@ -190,6 +192,7 @@ export interface paths {
          * Cancel a job.
          * @description A queued job is cancelled at once (200). A running job's worker is
          *     told and stops it within seconds (202); get the job to see it end.
+         *     Needs the `write` scope.
          */
         post: operations["cancelJob"];
         delete?: never;
@@ -208,6 +211,7 @@ export interface paths {
         /**
          * Fetch a job's result: a page of rows as JSON, or everything as CSV
          *     or Parquet, streamed.
+         * @description Needs the `read` scope.
          */
         get: operations["getJobResult"];
         put?: never;
@@ -228,7 +232,7 @@ export interface paths {
         /**
          * Download a job's result as CSV: the same as `getJobResult` with
          *     `format=csv`, as an operation of its own, whose one media type
-         *     every generated client can read.
+         *     every generated client can read. Needs the `read` scope.
          */
         get: operations["downloadJobResultCsv"];
         put?: never;
@@ -249,11 +253,62 @@ export interface paths {
         /**
          * Download a job's result as its Parquet file: the same file as
          *     `getJobResult` with `format=parquet`, as `application/octet-stream`.
+         *     Needs the `read` scope.
          */
         get: operations["downloadJobResultParquet"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the caller's tenant's API keys, newest first (revoked and
+         *     expired ones included; no secrets).
+         * @description Needs the `admin` scope.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key for the caller's tenant.
+         * @description The answer holds the key's secret, which is not stored and cannot
+         *     be shown again. Needs the `admin` scope. To rotate a key, create its
+         *     successor, switch the client to it, then revoke the old one: both
+         *     work meanwhile.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{prefix}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of the caller's tenant's API keys, by its prefix.
+         * @description It stops working at once on this replica and within seconds on
+         *     every other. Revoking a revoked key changes nothing. Needs the
+         *     `admin` scope.
+         */
+        delete: operations["revokeApiKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -266,7 +321,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live queue statistics: the same numbers autoscaling runs on. */
+        /**
+         * Live queue statistics: the caller's tenant's jobs, or with
+         *     `fleet=true` the whole service's, which autoscaling runs on.
+         * @description Needs the `read` scope; `fleet=true` needs the `admin` scope
+         *     instead. Only the fleet view names workers and shows the scaling
+         *     reading.
+         */
         get: operations["getQueueStats"];
         put?: never;
         post?: never;
@@ -384,6 +445,51 @@ export interface components {
             type: "time_series";
         };
         /**
+         * ApiKey
+         * @description An API key of the caller's tenant. The secret is not stored, so it is
+         *     not here.
+         */
+        ApiKey: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When it stops working; absent if never.
+             */
+            expires_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was last used, to within a minute; absent if never.
+             */
+            last_used_at?: string | null;
+            /** @description Its label. */
+            name: string;
+            /**
+             * @description The display prefix (`crk_` and 8 characters) that names the key in
+             *     listings, logs and revocations.
+             */
+            prefix: string;
+            /**
+             * Format: date-time
+             * @description When it was revoked; absent if it was not.
+             */
+            revoked_at?: string | null;
+            /** @description What it may do. */
+            scopes: components["schemas"]["KeyScope"][];
+        };
+        /**
+         * ApiKeyList
+         * @description The keys of the caller's tenant, newest first, revoked and expired ones
+         *     included.
+         */
+        ApiKeyList: {
+            /** @description The keys. */
+            items: components["schemas"]["ApiKey"][];
+        };
+        /**
          * Column
          * @description A column of a dataset or a result.
          */
@@ -406,6 +512,19 @@ export interface components {
             filters?: components["schemas"]["Filter"][];
             /** @description The input table. */
             table: string;
+        };
+        /**
+         * CreatedApiKey
+         * @description A created key: the secret, shown this once, and the key as listed.
+         */
+        CreatedApiKey: {
+            /** @description The key as listings show it. */
+            key: components["schemas"]["ApiKey"];
+            /**
+             * @description The key, to send as `Authorization: Bearer <secret>`. It is not
+             *     stored and cannot be shown again.
+             */
+            secret: string;
         };
         /**
          * Dataset
@@ -654,6 +773,26 @@ export interface components {
          */
         JobState: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         /**
+         * @description What a key may do.
+         * @enum {string}
+         */
+        KeyScope: "read" | "write" | "admin";
+        /**
+         * NewApiKey
+         * @description A key to create for the caller's tenant.
+         */
+        NewApiKey: {
+            /**
+             * Format: date-time
+             * @description When it stops working (in the future); never if absent.
+             */
+            expires_at?: string | null;
+            /** @description A label, 1 to 200 characters ("ci", "nightly export"). */
+            name: string;
+            /** @description What it may do: at least one scope. */
+            scopes: components["schemas"]["KeyScope"][];
+        };
+        /**
          * NewJob
          * @description A job to run.
          */
@@ -738,12 +877,13 @@ export interface components {
         };
         /**
          * QueueStats
-         * @description Live queue statistics: the numbers autoscaling runs on.
+         * @description Live queue statistics: a tenant's, or the whole service's (the numbers
+         *     autoscaling runs on).
          */
         QueueStats: {
             /**
              * Format: int64
-             * @description queued + running: the work capacity must be found for.
+             * @description runnable + running: the work capacity must be found for.
              */
             backlog: number;
             /**
@@ -757,6 +897,11 @@ export interface components {
              */
             failed_last_minute: number;
             /**
+             * @description Whether these are the whole service's numbers (`fleet=true`) rather
+             *     than the caller's tenant's.
+             */
+            fleet: boolean;
+            /**
              * Format: uint64
              * @description Age of the oldest claimable job, in milliseconds.
              */
@@ -768,12 +913,19 @@ export interface components {
             queued: number;
             /**
              * Format: int64
+             * @description Claimable jobs that may start now under the tenants' limits
+             *     (`max_running`): what workers can take.
+             */
+            runnable: number;
+            /**
+             * Format: int64
              * @description Jobs running.
              */
             running: number;
             /**
-             * @description The worker-scaling metric as last read on this replica; absent
-             *     outside AWS, where the publisher is off.
+             * @description The worker-scaling metric as last read on this replica, in the
+             *     fleet view; absent in a tenant's, and outside AWS, where the
+             *     publisher is off.
              */
             scaling?: components["schemas"]["ScalingReading"] | null;
             /**
@@ -786,7 +938,7 @@ export interface components {
              * @description Jobs waiting for their start time (scheduled or backing off).
              */
             waiting: number;
-            /** @description Running jobs per worker. */
+            /** @description Running jobs per worker, in the fleet view; empty in a tenant's. */
             workers: components["schemas"]["WorkerLoad"][];
         };
         /**
@@ -966,44 +1118,6 @@ export interface operations {
             };
         };
     };
-    getMetrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Prometheus text exposition format. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "text/plain; version=0.0.4": string;
-                };
-            };
-            /** @description An unexpected server error. */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The database or object store is unavailable; retry later. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
     getReadiness: {
         parameters: {
             query?: never;
@@ -1068,6 +1182,28 @@ export interface operations {
             /** @description A parameter is malformed or out of range. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1153,8 +1289,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such dataset (appending). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storing the upload would take the tenant past its storage quota. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1239,6 +1406,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such dataset. */
             404: {
                 headers: {
@@ -1290,6 +1479,28 @@ export interface operations {
             /** @description The id is malformed. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1382,8 +1593,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such dataset (appending). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Storing the upload would take the tenant past its storage quota. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1469,6 +1711,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is too large. */
             413: {
                 headers: {
@@ -1490,6 +1754,17 @@ export interface operations {
             /** @description The job is invalid: unknown dataset, bad analysis, bad options. */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant has as many queued jobs as it may; nothing was queued. Retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds after which a retry may succeed. */
+                    "RETRY-AFTER": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1548,6 +1823,28 @@ export interface operations {
             /** @description A parameter is malformed or out of range. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1617,6 +1914,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The body is too large. */
             413: {
                 headers: {
@@ -1638,6 +1957,17 @@ export interface operations {
             /** @description The job is invalid: unknown dataset, bad analysis, bad options. */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant has as many queued jobs as it may; nothing was queued. Retry after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds after which a retry may succeed. */
+                    "RETRY-AFTER": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1691,6 +2021,28 @@ export interface operations {
             /** @description A parameter is malformed. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1762,6 +2114,28 @@ export interface operations {
             /** @description The id is malformed. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1840,6 +2214,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such job. */
             404: {
                 headers: {
@@ -1901,6 +2297,28 @@ export interface operations {
             /** @description A parameter is malformed or out of range. */
             400: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1980,6 +2398,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No such job. */
             404: {
                 headers: {
@@ -2018,9 +2458,245 @@ export interface operations {
             };
         };
     };
-    getQueueStats: {
+    listApiKeys: {
         parameters: {
             query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ApiKeyList"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or object store is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["NewApiKey"];
+            };
+        };
+        responses: {
+            /** @description Created. The secret is in this answer only. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["CreatedApiKey"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is too large. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is invalid: a bad name, no scope, an expiry in the past. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or object store is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key's display prefix (`crk_` and 8 characters). */
+                prefix: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description Revoked (or revoked already): it stops working on every replica
+             *     within seconds.
+             */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The tenant has no key with this prefix. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected server error. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or object store is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getQueueStats: {
+        parameters: {
+            query?: {
+                /** @description The whole service's numbers rather than the caller's tenant's. */
+                fleet?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2034,6 +2710,28 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["QueueStats"];
+                };
+            };
+            /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `error="invalid_token"` when a key was sent. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key is valid but lacks the scope this operation needs. */
+            403: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750), `error="insufficient_scope"` naming the scope needed. */
+                    "WWW-AUTHENTICATE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description An unexpected server error. */

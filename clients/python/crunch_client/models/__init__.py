@@ -14,8 +14,11 @@ from .analysis_summary_analysis import AnalysisSummaryAnalysis
 from .analysis_summary_analysis_type import AnalysisSummaryAnalysisType
 from .analysis_time_series_analysis import AnalysisTimeSeriesAnalysis
 from .analysis_time_series_analysis_type import AnalysisTimeSeriesAnalysisType
+from .api_key import ApiKey
+from .api_key_list import ApiKeyList
 from .column import Column
 from .correlation_analysis import CorrelationAnalysis
+from .created_api_key import CreatedApiKey
 from .dataset import Dataset
 from .dataset_created import DatasetCreated
 from .dataset_detail import DatasetDetail
@@ -30,6 +33,8 @@ from .job_batch import JobBatch
 from .job_input import JobInput
 from .job_page import JobPage
 from .job_state import JobState
+from .key_scope import KeyScope
+from .new_api_key import NewApiKey
 from .new_job import NewJob
 from .new_job_batch import NewJobBatch
 from .part import Part
@@ -62,8 +67,11 @@ __all__ = (
     "AnalysisSummaryAnalysisType",
     "AnalysisTimeSeriesAnalysis",
     "AnalysisTimeSeriesAnalysisType",
+    "ApiKey",
+    "ApiKeyList",
     "Column",
     "CorrelationAnalysis",
+    "CreatedApiKey",
     "Dataset",
     "DatasetCreated",
     "DatasetDetail",
@@ -78,6 +86,8 @@ __all__ = (
     "JobInput",
     "JobPage",
     "JobState",
+    "KeyScope",
+    "NewApiKey",
     "NewJob",
     "NewJobBatch",
     "Part",

@@ -18,27 +18,35 @@ T = TypeVar("T", bound="QueueStats")
 
 @_attrs_define
 class QueueStats:
-    """Live queue statistics: the numbers autoscaling runs on.
+    """Live queue statistics: a tenant's, or the whole service's (the numbers
+    autoscaling runs on).
 
-    Attributes:
-        backlog (int): queued + running: the work capacity must be found for.
-        cancelled_last_minute (int): Jobs cancelled in the last minute.
-        failed_last_minute (int): Jobs that failed in the last minute.
-        oldest_queued_ms (int): Age of the oldest claimable job, in milliseconds.
-        queued (int): Jobs claimable now.
-        running (int): Jobs running.
-        succeeded_last_minute (int): Jobs that succeeded in the last minute.
-        waiting (int): Jobs waiting for their start time (scheduled or backing off).
-        workers (list[WorkerLoad]): Running jobs per worker.
-        scaling (None | ScalingReading | Unset): The worker-scaling metric as last read on this replica; absent
-            outside AWS, where the publisher is off.
+        Attributes:
+            backlog (int): runnable + running: the work capacity must be found for.
+            cancelled_last_minute (int): Jobs cancelled in the last minute.
+            failed_last_minute (int): Jobs that failed in the last minute.
+            fleet (bool): Whether these are the whole service's numbers (`fleet=true`) rather
+                than the caller's tenant's.
+            oldest_queued_ms (int): Age of the oldest claimable job, in milliseconds.
+            queued (int): Jobs claimable now.
+            runnable (int): Claimable jobs that may start now under the tenants' limits
+                (`max_running`): what workers can take.
+            running (int): Jobs running.
+            succeeded_last_minute (int): Jobs that succeeded in the last minute.
+            waiting (int): Jobs waiting for their start time (scheduled or backing off).
+            workers (list[WorkerLoad]): Running jobs per worker, in the fleet view; empty in a tenant's.
+            scaling (None | ScalingReading | Unset): The worker-scaling metric as last read on this replica, in the
+                fleet view; absent in a tenant's, and outside AWS, where the
+                publisher is off.
     """
 
     backlog: int
     cancelled_last_minute: int
     failed_last_minute: int
+    fleet: bool
     oldest_queued_ms: int
     queued: int
+    runnable: int
     running: int
     succeeded_last_minute: int
     waiting: int
@@ -55,9 +63,13 @@ class QueueStats:
 
         failed_last_minute = self.failed_last_minute
 
+        fleet = self.fleet
+
         oldest_queued_ms = self.oldest_queued_ms
 
         queued = self.queued
+
+        runnable = self.runnable
 
         running = self.running
 
@@ -85,8 +97,10 @@ class QueueStats:
                 "backlog": backlog,
                 "cancelled_last_minute": cancelled_last_minute,
                 "failed_last_minute": failed_last_minute,
+                "fleet": fleet,
                 "oldest_queued_ms": oldest_queued_ms,
                 "queued": queued,
+                "runnable": runnable,
                 "running": running,
                 "succeeded_last_minute": succeeded_last_minute,
                 "waiting": waiting,
@@ -110,9 +124,13 @@ class QueueStats:
 
         failed_last_minute = d.pop("failed_last_minute")
 
+        fleet = d.pop("fleet")
+
         oldest_queued_ms = d.pop("oldest_queued_ms")
 
         queued = d.pop("queued")
+
+        runnable = d.pop("runnable")
 
         running = d.pop("running")
 
@@ -148,8 +166,10 @@ class QueueStats:
             backlog=backlog,
             cancelled_last_minute=cancelled_last_minute,
             failed_last_minute=failed_last_minute,
+            fleet=fleet,
             oldest_queued_ms=oldest_queued_ms,
             queued=queued,
+            runnable=runnable,
             running=running,
             succeeded_last_minute=succeeded_last_minute,
             waiting=waiting,

@@ -73,10 +73,25 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -121,7 +136,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     format_: UploadFormat | Unset = UNSET,
     delimiter: str | Unset = UNSET,
@@ -130,6 +145,8 @@ def sync_detailed(
     schema: str | Unset = UNSET,
 ) -> Response[Part | Problem]:
     """Append a batch of rows as one atomic part: all rows or none.
+
+     Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -168,7 +185,7 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     format_: UploadFormat | Unset = UNSET,
     delimiter: str | Unset = UNSET,
@@ -177,6 +194,8 @@ def sync(
     schema: str | Unset = UNSET,
 ) -> Part | Problem | None:
     """Append a batch of rows as one atomic part: all rows or none.
+
+     Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -210,7 +229,7 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     format_: UploadFormat | Unset = UNSET,
     delimiter: str | Unset = UNSET,
@@ -219,6 +238,8 @@ async def asyncio_detailed(
     schema: str | Unset = UNSET,
 ) -> Response[Part | Problem]:
     """Append a batch of rows as one atomic part: all rows or none.
+
+     Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -255,7 +276,7 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     format_: UploadFormat | Unset = UNSET,
     delimiter: str | Unset = UNSET,
@@ -264,6 +285,8 @@ async def asyncio(
     schema: str | Unset = UNSET,
 ) -> Part | Problem | None:
     """Append a batch of rows as one atomic part: all rows or none.
+
+     Needs the `write` scope.
 
     Args:
         id (UUID):

@@ -73,10 +73,25 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 409:
+        response_409 = Problem.from_dict(response.json())
+
+        return response_409
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -122,7 +137,7 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     name: str,
     format_: UploadFormat | Unset = UNSET,
@@ -135,7 +150,9 @@ def sync_detailed(
 
      The body is streamed to disk, checked in full, converted to Parquet
     and stored; only then does the dataset exist. A malformed row is
-    answered 422 naming its line and column, and nothing is stored.
+    answered 422 naming its line and column, and nothing is stored; so
+    is an upload that would take the tenant past its storage quota
+    (409). Needs the `write` scope.
 
     Args:
         name (str):
@@ -173,7 +190,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     name: str,
     format_: UploadFormat | Unset = UNSET,
@@ -186,7 +203,9 @@ def sync(
 
      The body is streamed to disk, checked in full, converted to Parquet
     and stored; only then does the dataset exist. A malformed row is
-    answered 422 naming its line and column, and nothing is stored.
+    answered 422 naming its line and column, and nothing is stored; so
+    is an upload that would take the tenant past its storage quota
+    (409). Needs the `write` scope.
 
     Args:
         name (str):
@@ -219,7 +238,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     name: str,
     format_: UploadFormat | Unset = UNSET,
@@ -232,7 +251,9 @@ async def asyncio_detailed(
 
      The body is streamed to disk, checked in full, converted to Parquet
     and stored; only then does the dataset exist. A malformed row is
-    answered 422 naming its line and column, and nothing is stored.
+    answered 422 naming its line and column, and nothing is stored; so
+    is an upload that would take the tenant past its storage quota
+    (409). Needs the `write` scope.
 
     Args:
         name (str):
@@ -268,7 +289,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: File,
     name: str,
     format_: UploadFormat | Unset = UNSET,
@@ -281,7 +302,9 @@ async def asyncio(
 
      The body is streamed to disk, checked in full, converted to Parquet
     and stored; only then does the dataset exist. A malformed row is
-    answered 422 naming its line and column, and nothing is stored.
+    answered 422 naming its line and column, and nothing is stored; so
+    is an upload that would take the tenant past its storage quota
+    (409). Needs the `write` scope.
 
     Args:
         name (str):

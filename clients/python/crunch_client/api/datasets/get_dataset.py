@@ -39,6 +39,16 @@ def _parse_response(
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -74,9 +84,11 @@ def _build_response(
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[DatasetDetail | Problem]:
     """Get a dataset: schema, rows, bytes and parts.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -103,9 +115,11 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> DatasetDetail | Problem | None:
     """Get a dataset: schema, rows, bytes and parts.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -127,9 +141,11 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[DatasetDetail | Problem]:
     """Get a dataset: schema, rows, bytes and parts.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -154,9 +170,11 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> DatasetDetail | Problem | None:
     """Get a dataset: schema, rows, bytes and parts.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):

@@ -44,6 +44,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -73,11 +83,13 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 100,
 ) -> Response[DatasetPage | Problem]:
     """List datasets, newest first.
+
+     Needs the `read` scope.
 
     Args:
         cursor (str | Unset):
@@ -105,11 +117,13 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 100,
 ) -> DatasetPage | Problem | None:
     """List datasets, newest first.
+
+     Needs the `read` scope.
 
     Args:
         cursor (str | Unset):
@@ -132,11 +146,13 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 100,
 ) -> Response[DatasetPage | Problem]:
     """List datasets, newest first.
+
+     Needs the `read` scope.
 
     Args:
         cursor (str | Unset):
@@ -162,11 +178,13 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 100,
 ) -> DatasetPage | Problem | None:
     """List datasets, newest first.
+
+     Needs the `read` scope.
 
     Args:
         cursor (str | Unset):

@@ -42,6 +42,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -75,12 +85,13 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Job | Problem]:
     """Cancel a job.
 
      A queued job is cancelled at once (200). A running job's worker is
     told and stops it within seconds (202); get the job to see it end.
+    Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -107,12 +118,13 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Job | Problem | None:
     """Cancel a job.
 
      A queued job is cancelled at once (200). A running job's worker is
     told and stops it within seconds (202); get the job to see it end.
+    Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -134,12 +146,13 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Job | Problem]:
     """Cancel a job.
 
      A queued job is cancelled at once (200). A running job's worker is
     told and stops it within seconds (202); get the job to see it end.
+    Needs the `write` scope.
 
     Args:
         id (UUID):
@@ -164,12 +177,13 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Job | Problem | None:
     """Cancel a job.
 
      A queued job is cancelled at once (200). A running job's worker is
     told and stops it within seconds (202); get the job to see it end.
+    Needs the `write` scope.
 
     Args:
         id (UUID):

@@ -35,6 +35,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -73,11 +83,11 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | str]:
     """Download a job's result as CSV: the same as `getJobResult` with
     `format=csv`, as an operation of its own, whose one media type
-    every generated client can read.
+    every generated client can read. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -104,11 +114,11 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | str | None:
     """Download a job's result as CSV: the same as `getJobResult` with
     `format=csv`, as an operation of its own, whose one media type
-    every generated client can read.
+    every generated client can read. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -130,11 +140,11 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[Problem | str]:
     """Download a job's result as CSV: the same as `getJobResult` with
     `format=csv`, as an operation of its own, whose one media type
-    every generated client can read.
+    every generated client can read. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -159,11 +169,11 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Problem | str | None:
     """Download a job's result as CSV: the same as `getJobResult` with
     `format=csv`, as an operation of its own, whose one media type
-    every generated client can read.
+    every generated client can read. Needs the `read` scope.
 
     Args:
         id (UUID):

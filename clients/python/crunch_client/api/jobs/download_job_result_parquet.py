@@ -37,6 +37,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -75,10 +85,11 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[File | Problem]:
     """Download a job's result as its Parquet file: the same file as
     `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -105,10 +116,11 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> File | Problem | None:
     """Download a job's result as its Parquet file: the same file as
     `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -130,10 +142,11 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> Response[File | Problem]:
     """Download a job's result as its Parquet file: the same file as
     `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -158,10 +171,11 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
 ) -> File | Problem | None:
     """Download a job's result as its Parquet file: the same file as
     `getJobResult` with `format=parquet`, as `application/octet-stream`.
+    Needs the `read` scope.
 
     Args:
         id (UUID):

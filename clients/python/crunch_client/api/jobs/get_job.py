@@ -46,6 +46,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -79,13 +89,13 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     wait: int | Unset = UNSET,
 ) -> Response[Job | Problem]:
     """Get a job.
 
      With `wait`, returns as soon as the job finishes or after `wait`
-    seconds, whichever comes first.
+    seconds, whichever comes first. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -114,13 +124,13 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     wait: int | Unset = UNSET,
 ) -> Job | Problem | None:
     """Get a job.
 
      With `wait`, returns as soon as the job finishes or after `wait`
-    seconds, whichever comes first.
+    seconds, whichever comes first. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -144,13 +154,13 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     wait: int | Unset = UNSET,
 ) -> Response[Job | Problem]:
     """Get a job.
 
      With `wait`, returns as soon as the job finishes or after `wait`
-    seconds, whichever comes first.
+    seconds, whichever comes first. Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -177,13 +187,13 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     wait: int | Unset = UNSET,
 ) -> Job | Problem | None:
     """Get a job.
 
      With `wait`, returns as soon as the job finishes or after `wait`
-    seconds, whichever comes first.
+    seconds, whichever comes first. Needs the `read` scope.
 
     Args:
         id (UUID):

@@ -57,6 +57,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -97,13 +107,15 @@ def _build_response(
 def sync_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     format_: ResultFormat | Unset = UNSET,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 1000,
 ) -> Response[Problem | ResultPage]:
     """Fetch a job's result: a page of rows as JSON, or everything as CSV
     or Parquet, streamed.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -136,13 +148,15 @@ def sync_detailed(
 def sync(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     format_: ResultFormat | Unset = UNSET,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 1000,
 ) -> Problem | ResultPage | None:
     """Fetch a job's result: a page of rows as JSON, or everything as CSV
     or Parquet, streamed.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -170,13 +184,15 @@ def sync(
 async def asyncio_detailed(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     format_: ResultFormat | Unset = UNSET,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 1000,
 ) -> Response[Problem | ResultPage]:
     """Fetch a job's result: a page of rows as JSON, or everything as CSV
     or Parquet, streamed.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):
@@ -207,13 +223,15 @@ async def asyncio_detailed(
 async def asyncio(
     id: UUID,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     format_: ResultFormat | Unset = UNSET,
     cursor: str | Unset = UNSET,
     limit: int | Unset = 1000,
 ) -> Problem | ResultPage | None:
     """Fetch a job's result: a page of rows as JSON, or everything as CSV
     or Parquet, streamed.
+
+     Needs the `read` scope.
 
     Args:
         id (UUID):

@@ -62,6 +62,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
 
@@ -89,7 +99,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     state: JobState | Unset = UNSET,
     dataset: UUID | Unset = UNSET,
     type_: str | Unset = UNSET,
@@ -97,6 +107,8 @@ def sync_detailed(
     limit: int | Unset = 100,
 ) -> Response[JobPage | Problem]:
     """List jobs, newest first.
+
+     Needs the `read` scope.
 
     Args:
         state (JobState | Unset): Where a job is in its life.
@@ -130,7 +142,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     state: JobState | Unset = UNSET,
     dataset: UUID | Unset = UNSET,
     type_: str | Unset = UNSET,
@@ -138,6 +150,8 @@ def sync(
     limit: int | Unset = 100,
 ) -> JobPage | Problem | None:
     """List jobs, newest first.
+
+     Needs the `read` scope.
 
     Args:
         state (JobState | Unset): Where a job is in its life.
@@ -166,7 +180,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     state: JobState | Unset = UNSET,
     dataset: UUID | Unset = UNSET,
     type_: str | Unset = UNSET,
@@ -174,6 +188,8 @@ async def asyncio_detailed(
     limit: int | Unset = 100,
 ) -> Response[JobPage | Problem]:
     """List jobs, newest first.
+
+     Needs the `read` scope.
 
     Args:
         state (JobState | Unset): Where a job is in its life.
@@ -205,7 +221,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     state: JobState | Unset = UNSET,
     dataset: UUID | Unset = UNSET,
     type_: str | Unset = UNSET,
@@ -213,6 +229,8 @@ async def asyncio(
     limit: int | Unset = 100,
 ) -> JobPage | Problem | None:
     """List jobs, newest first.
+
+     Needs the `read` scope.
 
     Args:
         state (JobState | Unset): Where a job is in its life.

@@ -54,6 +54,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -68,6 +78,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_422 = Problem.from_dict(response.json())
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -96,7 +111,7 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJob,
     wait: int | Unset = UNSET,
 ) -> Response[Job | Problem]:
@@ -104,7 +119,8 @@ def sync_detailed(
 
      The job is durable once this returns 2xx. With `wait`, the call
     returns as soon as the job finishes or after `wait` seconds,
-    whichever comes first.
+    whichever comes first. A tenant with as many queued jobs as it may
+    have is refused 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         wait (int | Unset):
@@ -132,7 +148,7 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJob,
     wait: int | Unset = UNSET,
 ) -> Job | Problem | None:
@@ -140,7 +156,8 @@ def sync(
 
      The job is durable once this returns 2xx. With `wait`, the call
     returns as soon as the job finishes or after `wait` seconds,
-    whichever comes first.
+    whichever comes first. A tenant with as many queued jobs as it may
+    have is refused 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         wait (int | Unset):
@@ -163,7 +180,7 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJob,
     wait: int | Unset = UNSET,
 ) -> Response[Job | Problem]:
@@ -171,7 +188,8 @@ async def asyncio_detailed(
 
      The job is durable once this returns 2xx. With `wait`, the call
     returns as soon as the job finishes or after `wait` seconds,
-    whichever comes first.
+    whichever comes first. A tenant with as many queued jobs as it may
+    have is refused 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         wait (int | Unset):
@@ -197,7 +215,7 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJob,
     wait: int | Unset = UNSET,
 ) -> Job | Problem | None:
@@ -205,7 +223,8 @@ async def asyncio(
 
      The job is durable once this returns 2xx. With `wait`, the call
     returns as soon as the job finishes or after `wait` seconds,
-    whichever comes first.
+    whichever comes first. A tenant with as many queued jobs as it may
+    have is refused 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         wait (int | Unset):

@@ -41,6 +41,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
         return response_400
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
 
@@ -55,6 +65,11 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_422 = Problem.from_dict(response.json())
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -83,10 +98,13 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJobBatch,
 ) -> Response[JobBatch | Problem]:
     """Submit several jobs in one transaction: all are created or none.
+
+     A batch that would take the tenant past the queued jobs it may have
+    is refused whole, 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         body (NewJobBatch): Several jobs submitted in one transaction: all or none are created.
@@ -112,10 +130,13 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJobBatch,
 ) -> JobBatch | Problem | None:
     """Submit several jobs in one transaction: all are created or none.
+
+     A batch that would take the tenant past the queued jobs it may have
+    is refused whole, 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         body (NewJobBatch): Several jobs submitted in one transaction: all or none are created.
@@ -136,10 +157,13 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJobBatch,
 ) -> Response[JobBatch | Problem]:
     """Submit several jobs in one transaction: all are created or none.
+
+     A batch that would take the tenant past the queued jobs it may have
+    is refused whole, 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         body (NewJobBatch): Several jobs submitted in one transaction: all or none are created.
@@ -163,10 +187,13 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: NewJobBatch,
 ) -> JobBatch | Problem | None:
     """Submit several jobs in one transaction: all are created or none.
+
+     A batch that would take the tenant past the queued jobs it may have
+    is refused whole, 429 with `Retry-After`. Needs the `write` scope.
 
     Args:
         body (NewJobBatch): Several jobs submitted in one transaction: all or none are created.

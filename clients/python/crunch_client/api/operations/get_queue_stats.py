@@ -7,14 +7,24 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
 from ...models.queue_stats import QueueStats
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
-def _get_kwargs() -> dict[str, Any]:
+def _get_kwargs(
+    *,
+    fleet: bool | Unset = False,
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["fleet"] = fleet
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/v1/queue",
+        "params": params,
     }
 
     return _kwargs
@@ -25,6 +35,16 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_200 = QueueStats.from_dict(response.json())
 
         return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -55,9 +75,18 @@ def _build_response(
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
+    fleet: bool | Unset = False,
 ) -> Response[Problem | QueueStats]:
-    """Live queue statistics: the same numbers autoscaling runs on.
+    """Live queue statistics: the caller's tenant's jobs, or with
+    `fleet=true` the whole service's, which autoscaling runs on.
+
+     Needs the `read` scope; `fleet=true` needs the `admin` scope
+    instead. Only the fleet view names workers and shows the scaling
+    reading.
+
+    Args:
+        fleet (bool | Unset):  Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -67,7 +96,9 @@ def sync_detailed(
         Response[Problem | QueueStats]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        fleet=fleet,
+    )
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -78,9 +109,18 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
+    fleet: bool | Unset = False,
 ) -> Problem | QueueStats | None:
-    """Live queue statistics: the same numbers autoscaling runs on.
+    """Live queue statistics: the caller's tenant's jobs, or with
+    `fleet=true` the whole service's, which autoscaling runs on.
+
+     Needs the `read` scope; `fleet=true` needs the `admin` scope
+    instead. Only the fleet view names workers and shows the scaling
+    reading.
+
+    Args:
+        fleet (bool | Unset):  Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -92,14 +132,24 @@ def sync(
 
     return sync_detailed(
         client=client,
+        fleet=fleet,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
+    fleet: bool | Unset = False,
 ) -> Response[Problem | QueueStats]:
-    """Live queue statistics: the same numbers autoscaling runs on.
+    """Live queue statistics: the caller's tenant's jobs, or with
+    `fleet=true` the whole service's, which autoscaling runs on.
+
+     Needs the `read` scope; `fleet=true` needs the `admin` scope
+    instead. Only the fleet view names workers and shows the scaling
+    reading.
+
+    Args:
+        fleet (bool | Unset):  Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -109,7 +159,9 @@ async def asyncio_detailed(
         Response[Problem | QueueStats]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        fleet=fleet,
+    )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -118,9 +170,18 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
+    fleet: bool | Unset = False,
 ) -> Problem | QueueStats | None:
-    """Live queue statistics: the same numbers autoscaling runs on.
+    """Live queue statistics: the caller's tenant's jobs, or with
+    `fleet=true` the whole service's, which autoscaling runs on.
+
+     Needs the `read` scope; `fleet=true` needs the `admin` scope
+    instead. Only the fleet view names workers and shows the scaling
+    reading.
+
+    Args:
+        fleet (bool | Unset):  Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -133,5 +194,6 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            fleet=fleet,
         )
     ).parsed

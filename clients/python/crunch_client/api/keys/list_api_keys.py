@@ -5,6 +5,7 @@ import httpx
 
 from ... import errors
 from ...client import AuthenticatedClient, Client
+from ...models.api_key_list import ApiKeyList
 from ...models.problem import Problem
 from ...types import Response
 
@@ -13,16 +14,27 @@ def _get_kwargs() -> dict[str, Any]:
 
     _kwargs: dict[str, Any] = {
         "method": "get",
-        "url": "/metrics",
+        "url": "/v1/keys",
     }
 
     return _kwargs
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Problem | str | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> ApiKeyList | Problem | None:
     if response.status_code == 200:
-        response_200 = response.text
+        response_200 = ApiKeyList.from_dict(response.json())
+
         return response_200
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
 
     if response.status_code == 500:
         response_500 = Problem.from_dict(response.json())
@@ -40,7 +52,9 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Problem | str]:
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[ApiKeyList | Problem]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -51,17 +65,19 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 
 def sync_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[Problem | str]:
-    """Prometheus metrics: queue depth by state, job outcomes and run
-    times, HTTP request latency.
+    client: AuthenticatedClient,
+) -> Response[ApiKeyList | Problem]:
+    """List the caller's tenant's API keys, newest first (revoked and
+    expired ones included; no secrets).
+
+     Needs the `admin` scope.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | str]
+        Response[ApiKeyList | Problem]
     """
 
     kwargs = _get_kwargs()
@@ -75,17 +91,19 @@ def sync_detailed(
 
 def sync(
     *,
-    client: AuthenticatedClient | Client,
-) -> Problem | str | None:
-    """Prometheus metrics: queue depth by state, job outcomes and run
-    times, HTTP request latency.
+    client: AuthenticatedClient,
+) -> ApiKeyList | Problem | None:
+    """List the caller's tenant's API keys, newest first (revoked and
+    expired ones included; no secrets).
+
+     Needs the `admin` scope.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | str
+        ApiKeyList | Problem
     """
 
     return sync_detailed(
@@ -95,17 +113,19 @@ def sync(
 
 async def asyncio_detailed(
     *,
-    client: AuthenticatedClient | Client,
-) -> Response[Problem | str]:
-    """Prometheus metrics: queue depth by state, job outcomes and run
-    times, HTTP request latency.
+    client: AuthenticatedClient,
+) -> Response[ApiKeyList | Problem]:
+    """List the caller's tenant's API keys, newest first (revoked and
+    expired ones included; no secrets).
+
+     Needs the `admin` scope.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[Problem | str]
+        Response[ApiKeyList | Problem]
     """
 
     kwargs = _get_kwargs()
@@ -117,17 +137,19 @@ async def asyncio_detailed(
 
 async def asyncio(
     *,
-    client: AuthenticatedClient | Client,
-) -> Problem | str | None:
-    """Prometheus metrics: queue depth by state, job outcomes and run
-    times, HTTP request latency.
+    client: AuthenticatedClient,
+) -> ApiKeyList | Problem | None:
+    """List the caller's tenant's API keys, newest first (revoked and
+    expired ones included; no secrets).
+
+     Needs the `admin` scope.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Problem | str
+        ApiKeyList | Problem
     """
 
     return (
