@@ -20,11 +20,20 @@ locals {
     "16384" = [32768, 122880]
   }
 
+  # The SSM parameter with the first key's hash, as the task's secrets name
+  # it; empty when none is configured.
+  bootstrap_key_parameter_arn = var.bootstrap_key_sha256_parameter == "" ? "" : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(var.bootstrap_key_sha256_parameter, "/")}"
+
   # Environment of the containers: only variables from the README's
   # Configuration table, or AWS's own (scripts/check_infra.py enforces it).
+  # Unset: CRUNCH_METRICS_LISTEN (/metrics is not served; CloudWatch gets
+  # the publisher's metrics) and CRUNCH_AUTH (every /v1 request needs a key).
   api_environment = {
-    AWS_REGION                = local.region
-    CRUNCH_LISTEN             = "0.0.0.0:${local.container_port}"
+    AWS_REGION    = local.region
+    CRUNCH_LISTEN = "0.0.0.0:${local.container_port}"
+    # The names the server answers for (besides IP addresses, which the
+    # ALB's health checks use): its DNS name and the operator's domains.
+    CRUNCH_ALLOWED_HOSTS      = join(",", concat([aws_lb.api.dns_name], var.api_host_names))
     CRUNCH_WORKERS            = "0"
     CRUNCH_STORE_URL          = "s3://${aws_s3_bucket.data.bucket}/data"
     CRUNCH_DB_MAX_CONNECTIONS = tostring(var.api_db_max_connections)
@@ -35,6 +44,10 @@ locals {
     # The root filesystem is read-only; /tmp is the task's scratch volume.
     CRUNCH_DATA_DIR = "/tmp/crunch"
     CRUNCH_LOG      = var.log_level
+    # Tenant defaults (empty: unset, no limit).
+    CRUNCH_TENANT_MAX_RUNNING         = var.tenant_max_running == null ? "" : tostring(var.tenant_max_running)
+    CRUNCH_TENANT_MAX_QUEUED          = var.tenant_max_queued == null ? "" : tostring(var.tenant_max_queued)
+    CRUNCH_TENANT_STORAGE_QUOTA_BYTES = var.tenant_storage_quota_bytes == null ? "" : format("%d", var.tenant_storage_quota_bytes)
   }
 
   worker_environment = {
@@ -50,11 +63,18 @@ locals {
     # than read from the cgroup, so it is visible here and in the console).
     CRUNCH_MEMORY_LIMIT_BYTES = tostring(floor(var.worker_memory * 1048576 * var.worker_memory_fraction))
     CRUNCH_LOG                = var.log_level
+    # The claim enforces it; empty: unset, no limit.
+    CRUNCH_TENANT_MAX_RUNNING = var.tenant_max_running == null ? "" : tostring(var.tenant_max_running)
   }
 
-  # Secrets Manager ARNs, resolved by the ECS agent at task start.
+  # Secrets Manager and SSM parameter ARNs, resolved by the ECS agent at
+  # task start; an empty one is left out of the task definition.
   api_secrets = {
     DATABASE_URL = aws_secretsmanager_secret.database_url.arn
+    # Only a hash (the key itself stays with the operator); read from SSM so
+    # that it never enters the terraform state and can be replaced without
+    # an apply (docs/security.md, "The first key").
+    CRUNCH_BOOTSTRAP_KEY_SHA256 = local.bootstrap_key_parameter_arn
   }
   worker_secrets = {
     DATABASE_URL = aws_secretsmanager_secret.database_url.arn
@@ -117,8 +137,8 @@ resource "aws_ecs_task_definition" "api" {
       portMappings = [
         { name = "http", containerPort = local.container_port, protocol = "tcp" },
       ]
-      environment = [for k, v in local.api_environment : { name = k, value = v }]
-      secrets     = [for k, v in local.api_secrets : { name = k, valueFrom = v }]
+      environment = [for k, v in local.api_environment : { name = k, value = v } if length(v) > 0]
+      secrets     = [for k, v in local.api_secrets : { name = k, valueFrom = v } if length(v) > 0]
       mountPoints = [
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
       ]
@@ -226,7 +246,7 @@ resource "aws_ecs_task_definition" "worker" {
       # CRUNCH_SHUTDOWN_GRACE_SECONDS (100) and releases what is left, so a
       # job is either finished or back in the queue, never lost or run twice.
       stopTimeout = 120
-      environment = [for k, v in local.worker_environment : { name = k, value = v }]
+      environment = [for k, v in local.worker_environment : { name = k, value = v } if length(v) > 0]
       secrets     = [for k, v in local.worker_secrets : { name = k, valueFrom = v }]
       mountPoints = [
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },

@@ -1,6 +1,7 @@
 # Three roles, each with only what its holder calls:
 # - execution: the ECS agent pulls the image, reads the DATABASE_URL secret
-#   and writes the container logs;
+#   (and the bootstrap key's hash, when configured) and writes the container
+#   logs;
 # - api: datasets and results in S3; the metric publisher's DescribeServices
 #   (worker service), Application Auto Scaling describes and PutMetricData
 #   (namespace Crunch only);
@@ -56,6 +57,14 @@ data "aws_iam_policy_document" "execution" {
     sid       = "DatabaseSecret"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [aws_secretsmanager_secret.database_url.arn]
+  }
+  dynamic "statement" {
+    for_each = local.bootstrap_key_parameter_arn == "" ? [] : [local.bootstrap_key_parameter_arn]
+    content {
+      sid       = "BootstrapKeyHash"
+      actions   = ["ssm:GetParameters"]
+      resources = [statement.value]
+    }
   }
   statement {
     sid       = "DecryptSecret"

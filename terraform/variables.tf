@@ -138,6 +138,17 @@ variable "alb_idle_timeout" {
   default     = 120
 }
 
+variable "api_host_names" {
+  description = "Host names clients reach the API by besides the load balancer's own DNS name (the certificate's domain, a CNAME). The server answers requests for these names, that DNS name and IP addresses only (CRUNCH_ALLOWED_HOSTS, against DNS rebinding)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.api_host_names : can(regex("^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\.?$", n))])
+    error_message = "api_host_names must be DNS names, without a scheme or port."
+  }
+}
+
 variable "waf_web_acl_arn" {
   description = "An existing WAFv2 web ACL to associate with the load balancer. Empty: none."
   type        = string
@@ -231,10 +242,58 @@ variable "api_cpu_target" {
   }
 }
 
+variable "bootstrap_key_sha256_parameter" {
+  description = "Name of an SSM parameter (String, or SecureString under the AWS-managed key) holding the hex SHA-256 of the first API key, from `crunch-server keys generate`. The API tasks read it at start (CRUNCH_BOOTSTRAP_KEY_SHA256) and make it an all-scopes key of the default tenant. Empty: no bootstrap key (see docs/security.md)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^(/?[A-Za-z0-9_.-]+)*$", var.bootstrap_key_sha256_parameter))
+    error_message = "bootstrap_key_sha256_parameter must be an SSM parameter name such as /crunch/prod/bootstrap-key-sha256 (not an ARN)."
+  }
+}
+
 variable "api_db_max_connections" {
   description = "CRUNCH_DB_MAX_CONNECTIONS per API task. Mind RDS max_connections: api_max_count times this, plus workers."
   type        = number
   default     = 20
+}
+
+# --- tenants ------------------------------------------------------------------------
+# Defaults for tenants without limits of their own (null: no limit). A
+# tenant's own limits are set in the database and always win.
+
+variable "tenant_max_running" {
+  description = "Jobs of one tenant running at once across all workers (CRUNCH_TENANT_MAX_RUNNING, on the workers and on the API, whose backlog metric counts only jobs the limits let start). Null: no limit."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.tenant_max_running == null || try(var.tenant_max_running >= 1, false)
+    error_message = "tenant_max_running must be at least 1, or null."
+  }
+}
+
+variable "tenant_max_queued" {
+  description = "Queued jobs a tenant may have; a submit past it is 429 (CRUNCH_TENANT_MAX_QUEUED). Null: no limit."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.tenant_max_queued == null || try(var.tenant_max_queued >= 1, false)
+    error_message = "tenant_max_queued must be at least 1, or null."
+  }
+}
+
+variable "tenant_storage_quota_bytes" {
+  description = "Bytes a tenant's datasets may take in the store; an upload past it is refused (CRUNCH_TENANT_STORAGE_QUOTA_BYTES). Null: no quota."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.tenant_storage_quota_bytes == null || try(var.tenant_storage_quota_bytes >= 1, false)
+    error_message = "tenant_storage_quota_bytes must be at least 1, or null."
+  }
 }
 
 # --- worker service ------------------------------------------------------------------
