@@ -40,11 +40,15 @@ struct Worker {
 }
 
 fn start(pool: &PgPool, mode: Mode, concurrency: usize, tally: &Tally) -> Worker {
+    start_named(pool, mode, concurrency, tally, "apalis-bench")
+}
+
+fn start_named(pool: &PgPool, mode: Mode, concurrency: usize, tally: &Tally, name: &str) -> Worker {
     let storage = PostgresStorage::<BenchJob>::new(pool)
         .with_config(mode.config())
         .with_pubsub();
     let (stop, stopped) = oneshot::channel::<()>();
-    let worker = WorkerBuilder::new("apalis-bench")
+    let worker = WorkerBuilder::new(name)
         .backend(storage)
         .data(tally.clone())
         .concurrency(concurrency)
@@ -99,6 +103,33 @@ pub async fn throughput(pool: PgPool, mode: Mode, s: &Settings) -> anyhow::Resul
     }
     let elapsed = started.elapsed();
     worker.stop().await?;
+    Ok(s.jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// No-op jobs per second with `workers` separate workers (one
+/// `WorkerBuilder` and storage each, sharing the pool), the concurrency
+/// split between them: how apalis-postgres scales out in practice.
+pub async fn throughput_workers(
+    pool: PgPool,
+    mode: Mode,
+    s: &Settings,
+    workers: usize,
+) -> anyhow::Result<f64> {
+    fill(&pool, mode, s.jobs, s.batch).await?;
+    let tally = Tally::default();
+    let started = Instant::now();
+    let each = (s.concurrency / workers.max(1)).max(1);
+    let running: Vec<Worker> = (0..workers.max(1))
+        .map(|i| start_named(&pool, mode, each, &tally, &format!("apalis-bench-{i}")))
+        .collect();
+    tally.wait_for(s.jobs).await;
+    while done_in_table(&pool).await? < s.jobs as i64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    for worker in running {
+        worker.stop().await?;
+    }
     Ok(s.jobs as f64 / elapsed.as_secs_f64())
 }
 

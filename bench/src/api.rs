@@ -8,8 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crunch_queue::Queue;
-use crunch_server::state::{AppState, Limits};
+use crunch_queue::{Queue, TenantId};
+use crunch_server::{
+    auth::{AuthMode, Scopes, keys},
+    state::{AppState, Limits},
+};
 use crunch_store::Store;
 use poem::{
     Server,
@@ -35,18 +38,41 @@ pub struct Phase {
 
 /// The API benchmark's results.
 pub struct ApiResults {
-    /// GET /v1/jobs/{id}.
+    /// GET /v1/jobs/{id} with a key.
     pub get_job: Phase,
-    /// POST /v1/jobs.
+    /// GET /v1/jobs/{id} on a server without auth (`CRUNCH_AUTH=off`).
+    pub get_job_open: Phase,
+    /// POST /v1/jobs with a key.
     pub submit: Phase,
 }
 
-async fn start(setup: &Setup) -> anyhow::Result<(String, tempfile::TempDir)> {
+/// A server on loopback: its base URL, the `Authorization` header value to
+/// send (empty without auth) and the store's directory, kept until the end.
+struct Running {
+    base: String,
+    authorization: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server with keys (`open` false; a key with every scope is
+/// created for the default tenant) or without auth.
+async fn start(setup: &Setup, open: bool) -> anyhow::Result<Running> {
     let pool = setup.crunch_db().await?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(pool.clone(), &format!("file://{}", dir.path().display()))?;
+    let authorization = if open {
+        String::new()
+    } else {
+        let key = keys::create(&pool, TenantId::DEFAULT, Scopes::all(), "bench", None).await?;
+        format!("Bearer {}", key.secret)
+    };
     let queue = Queue::new(pool, crunch_worker::registry());
-    let state = AppState::new(queue, store, Limits::default());
+    let mut state = AppState::new(queue, store, Limits::default());
+    if open {
+        state = state.with_auth(AuthMode::Open {
+            tenant: TenantId::DEFAULT,
+        });
+    }
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
     let addr: SocketAddr = acceptor
         .local_addr()
@@ -54,7 +80,11 @@ async fn start(setup: &Setup) -> anyhow::Result<(String, tempfile::TempDir)> {
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("no local address"))?;
     tokio::spawn(Server::new_with_acceptor(acceptor).run(crunch_server::app(state)));
-    Ok((format!("http://{addr}"), dir))
+    Ok(Running {
+        base: format!("http://{addr}"),
+        authorization,
+        _dir: dir,
+    })
 }
 
 /// Sends `rate` requests per second for `seconds`, each built by `request`
@@ -99,76 +129,125 @@ where
     }
 }
 
-/// Measures get-job at `get_rate` and submit at `submit_rate` requests per
-/// second, `seconds` each.
-pub async fn measure(
-    setup: &Setup,
-    get_rate: u32,
-    submit_rate: u32,
-    seconds: u32,
-) -> anyhow::Result<ApiResults> {
-    let (base, _dir) = start(setup).await?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
+/// Jobs created on `server` to read back (no worker runs, so they stay
+/// queued), with the connections warmed up.
+async fn seed(
+    client: &reqwest::Client,
+    server: &Running,
+    job: &Value,
+) -> anyhow::Result<Arc<Vec<String>>> {
     let dataset: Value = client
-        .post(format!("{base}/v1/datasets?name=bench"))
+        .post(format!("{}/v1/datasets?name=bench", server.base))
+        .header("authorization", &server.authorization)
         .header("content-type", "text/csv")
         .body("a,b\n1,2\n")
         .send()
         .await?
+        .error_for_status()?
         .json()
         .await?;
     let dataset = dataset["dataset"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let job = json!({"inputs": [{"table": "t", "dataset": dataset}], "analysis": {"type": "sql", "query": "SELECT * FROM t"}});
-    // Jobs to read back (no worker runs, so they stay queued).
+    let job = json!({"inputs": [{"table": "t", "dataset": dataset}], "analysis": job});
     let mut ids = Vec::new();
     for _ in 0..200 {
         let created: Value = client
-            .post(format!("{base}/v1/jobs"))
+            .post(format!("{}/v1/jobs", server.base))
+            .header("authorization", &server.authorization)
             .json(&job)
             .send()
             .await?
+            .error_for_status()?
             .json()
             .await?;
         ids.push(created["id"].as_str().unwrap_or_default().to_owned());
     }
-    let ids = Arc::new(ids);
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_millis(500) {
-        let _ = client
-            .get(format!("{base}/v1/jobs/{}", ids[0]))
+        client
+            .get(format!("{}/v1/jobs/{}", server.base, ids[0]))
+            .header("authorization", &server.authorization)
             .send()
-            .await?;
+            .await?
+            .error_for_status()?;
     }
+    Ok(Arc::new(ids))
+}
 
-    eprintln!("get-job at {get_rate}/s for {seconds} s");
-    let get_job = {
-        let client = client.clone();
-        let base = base.clone();
-        let ids = ids.clone();
-        open_loop(get_rate, seconds, move |i| {
-            let url = format!("{base}/v1/jobs/{}", ids[i % ids.len()]);
-            let client = client.clone();
-            async move {
-                matches!(client.get(url).send().await, Ok(r) if r.status().as_u16() == 200)
-            }
-        })
-        .await
-    };
-    eprintln!("submit at {submit_rate}/s for {seconds} s");
+/// GET /v1/jobs/{id} at `rate` for `seconds` against `server`.
+async fn get_jobs(
+    client: &reqwest::Client,
+    server: &Running,
+    ids: Arc<Vec<String>>,
+    rate: u32,
+    seconds: u32,
+) -> Phase {
+    let client = client.clone();
+    let base = server.base.clone();
+    let authorization = server.authorization.clone();
+    open_loop(rate, seconds, move |i| {
+        let request = client
+            .get(format!("{base}/v1/jobs/{}", ids[i % ids.len()]))
+            .header("authorization", &authorization);
+        async move { matches!(request.send().await, Ok(r) if r.status().as_u16() == 200) }
+    })
+    .await
+}
+
+/// Measures get-job at `get_rate` with a key and without auth (two
+/// servers, one after the other, in the same run), and submit at
+/// `submit_rate` with a key, `seconds` each.
+pub async fn measure(
+    setup: &Setup,
+    get_rate: u32,
+    submit_rate: u32,
+    seconds: u32,
+) -> anyhow::Result<ApiResults> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let analysis = json!({"type": "sql", "query": "SELECT * FROM t"});
+
+    let open = start(setup, true).await?;
+    let open_ids = seed(&client, &open, &analysis).await?;
+    eprintln!("get-job without auth at {get_rate}/s for {seconds} s");
+    let get_job_open = get_jobs(&client, &open, open_ids, get_rate, seconds).await;
+
+    let keyed = start(setup, false).await?;
+    let ids = seed(&client, &keyed, &analysis).await?;
+    eprintln!("get-job with a key at {get_rate}/s for {seconds} s");
+    let get_job = get_jobs(&client, &keyed, ids.clone(), get_rate, seconds).await;
+
+    eprintln!("submit with a key at {submit_rate}/s for {seconds} s");
+    let dataset_job: Value = client
+        .get(format!("{}/v1/jobs/{}", keyed.base, ids[0]))
+        .header("authorization", &keyed.authorization)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let job = json!({"inputs": dataset_job["inputs"], "analysis": analysis});
     let submit = {
         let client = client.clone();
+        let base = keyed.base.clone();
+        let authorization = keyed.authorization.clone();
         open_loop(submit_rate, seconds, move |_| {
-            let request = client.post(format!("{base}/v1/jobs")).json(&job);
+            let request = client
+                .post(format!("{base}/v1/jobs"))
+                .header("authorization", &authorization)
+                .json(&job);
             async move { matches!(request.send().await, Ok(r) if r.status().as_u16() == 201) }
         })
         .await
     };
-    Ok(ApiResults { get_job, submit })
+    Ok(ApiResults {
+        get_job,
+        get_job_open,
+        submit,
+    })
 }
 
 impl ApiResults {
@@ -184,14 +263,31 @@ impl ApiResults {
         );
         out.push_str("| operation | rate (req/s) | requests | errors | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
         for (name, rate, p) in [
-            ("GET /v1/jobs/{id} (getJob)", get_rate, &self.get_job),
-            ("POST /v1/jobs (submitJob)", submit_rate, &self.submit),
+            (
+                "GET /v1/jobs/{id} (getJob), with a key",
+                get_rate,
+                &self.get_job,
+            ),
+            (
+                "GET /v1/jobs/{id} (getJob), without auth",
+                get_rate,
+                &self.get_job_open,
+            ),
+            (
+                "POST /v1/jobs (submitJob), with a key",
+                submit_rate,
+                &self.submit,
+            ),
         ] {
             out.push_str(&format!(
                 "| {name} | {rate} | {} | {} | {:.2} | {:.2} | {:.2} |\n",
                 p.sent, p.errors, p.latency.p50, p.latency.p99, p.max_ms
             ));
         }
+        out.push_str(&format!(
+            "\ngetJob p99 with a key minus without auth: {:+.2} ms (the bar: at most +0.50 ms).\n",
+            self.get_job.latency.p99 - self.get_job_open.latency.p99
+        ));
         out
     }
 }

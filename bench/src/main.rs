@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p crunch-bench -- queue [--jobs 20000] [--concurrency 16]
 //!     [--enqueue-jobs 100000] [--batch 1000] [--rate 50] [--seconds 10]
+//!     [--tenants 100] [--fair-job-ms 200] [--pgmq-sql pgmq.sql]
 //!     [--write docs/benchmarks.md]
 //! ```
 
@@ -14,6 +15,7 @@ mod apalis_pg;
 mod api;
 mod crunch;
 mod floor;
+mod pgmq;
 mod report;
 mod scaling;
 mod setup;
@@ -74,6 +76,17 @@ pub struct Settings {
     /// Where to write the results block, if anywhere
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Tenants the jobs are dealt round in the many-tenant throughput line
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub tenants: usize,
+    /// Length of a job in the fairness case, in milliseconds
+    #[arg(long, value_name = "MS", default_value = "200")]
+    pub fair_job_ms: u64,
+    /// PGMQ's SQL-only install script (`pgmq.sql`), to measure its
+    /// `send_batch` beside crunch's batch enqueue; docs/benchmarks.md says
+    /// where to get it. Without it the PGMQ line is left out.
+    #[arg(long, value_name = "FILE", env = "CRUNCH_BENCH_PGMQ_SQL")]
+    pub pgmq_sql: Option<PathBuf>,
     /// Run only the no-op throughput measurement (for profiling)
     #[arg(long)]
     pub throughput_only: bool,

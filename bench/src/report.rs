@@ -4,7 +4,21 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::{Settings, apalis_pg, apalis_pg::Mode, crunch, floor, setup::Setup};
+use crate::{
+    Settings, apalis_pg,
+    apalis_pg::Mode,
+    crunch::{self, Enqueue},
+    floor, pgmq,
+    setup::Setup,
+};
+
+/// The fairness case of issue 11: one tenant's backlog, another's burst
+/// behind it, and few slots.
+const FAIR_BACKLOG: usize = 1000;
+/// Jobs the second tenant submits.
+const FAIR_BURST: usize = 10;
+/// Worker slots in the fairness case.
+const FAIR_SLOTS: usize = 4;
 
 /// One workload's figures for every system.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +64,16 @@ pub struct Results {
     throughput: Row<f64>,
     enqueue: Row<f64>,
     pickup: Row<Latency>,
+    /// crunch's no-op throughput with the jobs spread over many tenants.
+    throughput_tenants: f64,
+    /// apalis-postgres fast, as separate workers of one slot each.
+    apalis_fast_workers: f64,
+    /// crunch's ids-only batch enqueue.
+    enqueue_ids: f64,
+    /// PGMQ's `send_batch`, when its script was given.
+    pgmq_enqueue: Option<f64>,
+    /// The fairness case: job lengths until the second tenant starts.
+    fairness: f64,
 }
 
 impl Results {
@@ -60,7 +84,7 @@ impl Results {
             s.jobs, s.concurrency
         );
         let throughput = Row {
-            crunch: crunch::throughput(setup.crunch_db().await?, s)
+            crunch: crunch::throughput(setup.crunch_db().await?, s, 1)
                 .await
                 .context("crunch throughput")?,
             floor: floor::throughput(setup.crunch_db().await?, s)
@@ -73,8 +97,18 @@ impl Results {
                 .await
                 .context("apalis safe throughput")?,
         };
+        let throughput_tenants = crunch::throughput(setup.crunch_db().await?, s, s.tenants)
+            .await
+            .context("crunch throughput over many tenants")?;
+        let apalis_fast_workers =
+            apalis_pg::throughput_workers(setup.apalis_db().await?, Mode::Fast, s, s.concurrency)
+                .await
+                .context("apalis fast throughput, separate workers")?;
         if s.throughput_only {
-            eprintln!("{throughput:?}");
+            eprintln!(
+                "{throughput:?} {} tenants: {throughput_tenants:.0}, apalis fast as {} workers: {apalis_fast_workers:.0}",
+                s.tenants, s.concurrency
+            );
             std::process::exit(0);
         }
         eprintln!(
@@ -82,8 +116,17 @@ impl Results {
             s.enqueue_jobs, s.batch
         );
         let apalis_enqueue = apalis_pg::enqueue_rate(setup.apalis_db().await?, s).await?;
+        let enqueue_ids = crunch::enqueue_rate(setup.crunch_db().await?, s, Enqueue::Ids).await?;
+        let pgmq_enqueue = match &s.pgmq_sql {
+            Some(script) => Some(
+                pgmq::enqueue_rate(setup.empty_db("pgmq").await?, s, script)
+                    .await
+                    .context("pgmq send_batch")?,
+            ),
+            None => None,
+        };
         let enqueue = Row {
-            crunch: crunch::enqueue_rate(setup.crunch_db().await?, s).await?,
+            crunch: crunch::enqueue_rate(setup.crunch_db().await?, s, Enqueue::Rows).await?,
             floor: floor::enqueue_rate(setup.crunch_db().await?, s).await?,
             // Batch size does not change how apalis-postgres inserts.
             apalis_fast: apalis_enqueue,
@@ -100,10 +143,28 @@ impl Results {
                 &apalis_pg::pickup(setup.apalis_db().await?, Mode::Safe, s).await?,
             ),
         };
+        eprintln!(
+            "fairness: {} queued jobs of one tenant, {} of another, {} slots, {} ms jobs",
+            FAIR_BACKLOG, FAIR_BURST, FAIR_SLOTS, s.fair_job_ms
+        );
+        let fairness = crunch::fairness(
+            setup.crunch_db().await?,
+            FAIR_BACKLOG,
+            FAIR_BURST,
+            FAIR_SLOTS,
+            std::time::Duration::from_millis(s.fair_job_ms),
+        )
+        .await
+        .context("fairness")?;
         Ok(Results {
             throughput,
             enqueue,
             pickup,
+            throughput_tenants,
+            apalis_fast_workers,
+            enqueue_ids,
+            pgmq_enqueue,
+            fairness,
         })
     }
 
@@ -120,6 +181,10 @@ impl Results {
             "Run: `cargo run --release -p crunch-bench -- queue --jobs {} --concurrency {} --enqueue-jobs {} --batch {} --rate {} --seconds {}` \
              on {cores} cores, PostgreSQL {} (private cluster, fsync and synchronous_commit on).\n\n",
             s.jobs, s.concurrency, s.enqueue_jobs, s.batch, s.rate, s.seconds, setup.version
+        ));
+        out.push_str(&format!(
+            "Fair-share options: `--tenants {} --fair-job-ms {}`. Every crunch claim is a fair-share claim.\n\n",
+            s.tenants, s.fair_job_ms
         ));
         out.push_str("| workload | crunch | floor (raw SQL) | apalis-postgres batch 10 + pubsub | apalis-postgres batch 1 + pubsub | crunch / floor | crunch / apalis fast | crunch / apalis safe |\n");
         out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -162,6 +227,51 @@ impl Results {
                 crunch / safe
             ));
         }
+        out.push_str("\n| fair share and scale-out | figure | against | ratio |\n");
+        out.push_str("|---|---:|---|---:|\n");
+        out.push_str(&format!(
+            "| no-op jobs/s, 1 tenant | {:.0} | itself | 1.00 |\n",
+            t.crunch
+        ));
+        out.push_str(&format!(
+            "| no-op jobs/s, jobs dealt round {} tenants | {:.0} | crunch, 1 tenant | {:.2} |\n",
+            s.tenants,
+            self.throughput_tenants,
+            self.throughput_tenants / t.crunch
+        ));
+        out.push_str(&format!(
+            "| apalis-postgres batch 10 + pubsub, {} separate workers of 1 slot, no-op jobs/s | {:.0} | crunch, 1 tenant (crunch / apalis) | {:.2} |\n",
+            s.concurrency,
+            self.apalis_fast_workers,
+            t.crunch / self.apalis_fast_workers
+        ));
+        let apalis_best = t.apalis_fast.max(self.apalis_fast_workers);
+        out.push_str(&format!(
+            "| crunch, {} tenants, against apalis-postgres' fastest configuration | {:.0} | {:.0} | {:.2} |\n",
+            s.tenants,
+            self.throughput_tenants,
+            apalis_best,
+            self.throughput_tenants / apalis_best
+        ));
+        out.push_str(&format!(
+            "| batch enqueue jobs/s, ids only (`enqueue_batch_ids`, {} per statement) | {:.0} | floor (raw SQL) | {:.2} |\n",
+            s.batch,
+            self.enqueue_ids,
+            self.enqueue_ids / e.floor
+        ));
+        if let Some(pgmq) = self.pgmq_enqueue {
+            out.push_str(&format!(
+                "| batch enqueue jobs/s, PGMQ `send_batch` (SQL-only install, {} per call) | {:.0} | crunch ids only (crunch / PGMQ) | {:.2} |\n",
+                s.batch,
+                pgmq,
+                self.enqueue_ids / pgmq
+            ));
+        }
+        out.push_str(&format!(
+            "| fairness: tenant B's first job starts after (in job lengths; {FAIR_BACKLOG} of A's queued, {FAIR_BURST} of B's, {FAIR_SLOTS} slots, B submits mid-job) | {:.2} | A's backlog first (FIFO) | {:.0} |\n",
+            self.fairness,
+            FAIR_BACKLOG as f64 / FAIR_SLOTS as f64
+        ));
         out
     }
 }

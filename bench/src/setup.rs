@@ -46,7 +46,14 @@ impl Setup {
 
     /// A fresh database with apalis-postgres' schema.
     pub async fn apalis_db(&self) -> anyhow::Result<PgPool> {
-        let url = self.fresh_url("apalis");
+        let pool = self.empty_db("apalis").await?;
+        apalis_postgres::PostgresStorage::setup(&pool).await?;
+        Ok(pool)
+    }
+
+    /// A fresh, empty database, for a peer that installs its own schema.
+    pub async fn empty_db(&self, prefix: &str) -> anyhow::Result<PgPool> {
+        let url = self.fresh_url(prefix);
         let admin = PgPoolOptions::new()
             .max_connections(1)
             .connect(&self.cluster.url("postgres"))
@@ -56,12 +63,10 @@ impl Setup {
             .execute(&admin)
             .await?;
         admin.close().await;
-        let pool = PgPoolOptions::new()
+        Ok(PgPoolOptions::new()
             .max_connections(40)
             .connect(&url)
-            .await?;
-        apalis_postgres::PostgresStorage::setup(&pool).await?;
-        Ok(pool)
+            .await?)
     }
 
     fn fresh_url(&self, prefix: &str) -> String {
