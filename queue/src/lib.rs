@@ -102,7 +102,7 @@ pub use maintenance::{Maintenance, MaintenanceReport};
 pub use registry::Registry;
 pub use stats::{FinishedCounts, QueueStats, RunTimeQuantiles, RunTimes, WorkerLoad};
 pub use tenants::{TenantDefaults, TenantLimits};
-pub use wait::{JobWaiters, Parked};
+pub use wait::{JobWaiters, Parked, WaitEnd};
 
 /// The channel on which an insert announces claimable jobs; the payload is
 /// the comma-separated kinds.

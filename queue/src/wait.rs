@@ -56,14 +56,35 @@ pub struct Parked {
     notify: Arc<Notify>,
 }
 
+/// Why a [`Parked::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The job was seen finished.
+    Woken,
+    /// The waiters were closed.
+    Closed,
+    /// The timeout passed first.
+    TimedOut,
+}
+
 impl Parked {
     /// Waits until the job is seen finished, `timeout` passes or the
-    /// waiters are closed.
-    pub async fn wait(&self, timeout: Duration) {
+    /// waiters are closed, and says which.
+    pub async fn wait(&self, timeout: Duration) -> WaitEnd {
+        self.until(self.notify.notified(), timeout).await
+    }
+
+    /// [`Parked::wait`] on a `Notified` of this wait's job that the caller
+    /// created (and enabled) earlier: it then also counts a wake that came
+    /// between its creation and this call.
+    async fn until(&self, notified: impl Future<Output = ()>, timeout: Duration) -> WaitEnd {
         let mut closed = self.inner.closed.subscribe();
         tokio::select! {
-            _ = tokio::time::timeout(timeout, self.notify.notified()) => {}
-            _ = closed.wait_for(|closed| *closed) => {}
+            woken = tokio::time::timeout(timeout, notified) => match woken {
+                Ok(()) => WaitEnd::Woken,
+                Err(_) => WaitEnd::TimedOut,
+            },
+            _ = closed.wait_for(|closed| *closed) => WaitEnd::Closed,
         }
     }
 }
@@ -155,14 +176,22 @@ impl JobWaiters {
         id: JobId,
         timeout: Duration,
     ) -> Result<Option<Job>, QueueError> {
-        let parked = (!timeout.is_zero()).then(|| self.park(id));
-        let job = self.inner.queue.get(tenant, id).await?;
-        match (job, parked) {
-            (Some(job), Some(parked)) if !job.state.is_terminal() => {
-                parked.wait(timeout).await;
+        if timeout.is_zero() {
+            return self.inner.queue.get(tenant, id).await;
+        }
+        let parked = self.park(id);
+        // Armed before the read, so that a finish seen between the read
+        // and the wait still wakes it (notify_waiters wakes only futures
+        // that exist).
+        let notified = parked.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        match self.inner.queue.get(tenant, id).await? {
+            Some(job) if !job.state.is_terminal() => {
+                parked.until(notified, timeout).await;
                 self.inner.queue.get(tenant, id).await
             }
-            (job, _) => Ok(job),
+            job => Ok(job),
         }
     }
 }
@@ -209,8 +238,6 @@ async fn watch(inner: Arc<Inner>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::time::Instant;
-
     use crunch_db::testing::test_db;
     use serde::{Deserialize, Serialize};
 
@@ -247,6 +274,8 @@ mod tests {
         let db = test_db().await;
         let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
+        let parked = waiters.park(id);
+        let woken = tokio::spawn(async move { parked.wait(LONG).await });
         let waiting = tokio::spawn({
             let waiters = waiters.clone();
             async move { waiters.wait(TenantId::DEFAULT, id, LONG).await }
@@ -257,7 +286,6 @@ mod tests {
             .claim("w", &[Nap::KIND.to_owned()], 1, LONG)
             .await
             .unwrap();
-        let started = Instant::now();
         queue
             .finish(
                 claimed[0].lease,
@@ -265,10 +293,11 @@ mod tests {
             )
             .await
             .unwrap();
+        // Woken by the finish, not by its timeout.
+        assert_eq!(woken.await.unwrap(), WaitEnd::Woken);
         let job = waiting.await.unwrap().unwrap().unwrap();
         assert_eq!(job.state, JobState::Succeeded);
-        assert!(started.elapsed() < LONG / 2, "{:?}", started.elapsed());
-        // The wait unregistered when it ended.
+        // The waits unregistered when they ended.
         assert!(waiters.inner.parked().is_empty());
     }
 
@@ -277,17 +306,19 @@ mod tests {
         let db = test_db().await;
         let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
+        let parked = waiters.park(id);
+        let ended = tokio::spawn(async move { parked.wait(LONG).await });
         let waiting = tokio::spawn({
             let waiters = waiters.clone();
             async move { waiters.wait(TenantId::DEFAULT, id, LONG).await }
         });
         parked_on(&waiters, id).await;
 
-        let started = Instant::now();
         waiters.close();
+        // Ended by the close, not by its timeout.
+        assert_eq!(ended.await.unwrap(), WaitEnd::Closed);
         let job = waiting.await.unwrap().unwrap().unwrap();
         assert_eq!(job.state, JobState::Queued);
-        assert!(started.elapsed() < LONG / 2, "{:?}", started.elapsed());
         // Closed for good: a later wait does not wait either.
         let again = waiters.wait(TenantId::DEFAULT, id, LONG).await.unwrap();
         assert_eq!(again.map(|job| job.state), Some(JobState::Queued));
@@ -299,8 +330,11 @@ mod tests {
         let (queue, id) = queued_nap(&db).await;
         let waiters = JobWaiters::start(queue.clone());
         let other = TenantId(uuid::Uuid::now_v7());
-        let started = Instant::now();
-        assert!(waiters.wait(other, id, LONG).await.unwrap().is_none());
-        assert!(started.elapsed() < LONG / 2);
+        // Nothing would wake a wait on the job (it never finishes), so a
+        // wait that parked would run into this guard and fail.
+        let found = tokio::time::timeout(LONG / 2, waiters.wait(other, id, LONG))
+            .await
+            .expect("answered without waiting on another tenant's job");
+        assert!(found.unwrap().is_none());
     }
 }
