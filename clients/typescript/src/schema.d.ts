@@ -2712,6 +2712,15 @@ export interface operations {
                     "application/json; charset=utf-8": components["schemas"]["QueueStats"];
                 };
             };
+            /** @description A query parameter is malformed (`fleet` takes `true` or `false`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No key, or a malformed, unknown, expired or revoked one: send `Authorization: Bearer <key>` with a valid key. */
             401: {
                 headers: {

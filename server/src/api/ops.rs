@@ -30,7 +30,9 @@ pub enum QueueStatsResponse {
 
 problems! {
     /// Why statistics are unavailable.
-    OpsError {}
+    OpsError {
+        400 => BadRequest: "A query parameter is malformed (`fleet` takes `true` or `false`).",
+    }
 }
 
 problems! {
