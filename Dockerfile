@@ -46,6 +46,11 @@ RUN set -eux; \
 #    crates instead of keeping the stubs. The fault suite (faults/) is not
 #    built here and keeps its stub; the worker's `failpoints` feature, which
 #    only that suite turns on, is therefore never in the image.
+#    `install -s` strips the symbol tables as well as the debug info the
+#    release profile leaves out: every Fargate task pulls these bytes at a
+#    cold start (155 + 134 MB stripped, against 199 + 169 MB with symbols).
+#    A panic still logs its message and source location; a backtrace in
+#    the image shows addresses only.
 COPY .sqlx/ .sqlx/
 COPY migrations/ migrations/
 COPY db/ db/
@@ -58,7 +63,7 @@ COPY bench/ bench/
 RUN set -eux; \
     find db queue store engine worker server bench -name '*.rs' -exec touch {} +; \
     cargo build --release --locked -p crunch-server -p crunch-worker; \
-    install -m 0755 target/release/crunch-server target/release/crunch-worker /usr/local/bin/
+    install -s -m 0755 target/release/crunch-server target/release/crunch-worker /usr/local/bin/
 
 # --- runtime --------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim
