@@ -1,6 +1,7 @@
 //! What the server answers besides keys: the `Host` check that defeats DNS
 //! rebinding, and CORS for the browser origins the operator names. Both
-//! wrap the whole application (main.rs), the metrics listener included.
+//! wrap the whole application (the binary wraps it), the metrics listener
+//! included.
 //!
 //! DNS rebinding: a page on `evil.example` makes the victim's browser
 //! resolve `evil.example` to an address only the victim can reach (their
@@ -27,7 +28,7 @@ use std::{
     sync::Arc,
 };
 
-use crunch_server::problem::ApiError;
+use crate::problem::ApiError;
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response,
     http::{HeaderValue, Method, StatusCode, header},

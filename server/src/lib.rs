@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod body_limit;
+pub mod exposure;
 pub mod metrics;
 pub mod plain_text;
 pub mod problem;

@@ -4,8 +4,6 @@
 //! `<data-dir>/api-key`. `crunch-server migrate` applies the schema and
 //! exits; `crunch-server tenants|keys …` manage tenants and API keys.
 
-mod exposure;
-
 use std::{
     fs::OpenOptions,
     io::Write,
@@ -38,7 +36,7 @@ use poem::{
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::exposure::{AllowedHosts, Cors, HostCheck};
+use crunch_server::exposure::{AllowedHosts, Cors, HostCheck};
 
 /// The file in the data directory holding the standalone server's first
 /// key, readable by its owner only.
