@@ -284,9 +284,8 @@ async fn tenant_named(pool: &PgPool, name: &str) -> anyhow::Result<Tenant> {
 /// the one and give the server the other.
 fn generate_key() -> anyhow::Result<()> {
     let minted = keys::mint()?;
-    let hex: String = minted.sha256.iter().map(|b| format!("{b:02x}")).collect();
     println!("{}", minted.secret);
-    println!("{hex}");
+    println!("{}", hex(&minted.sha256));
     eprintln!(
         "the first line is the key: keep it secret, give it to its client. The second is its \
          SHA-256, for CRUNCH_BOOTSTRAP_KEY_SHA256; the server will list the key as {}",
@@ -299,11 +298,16 @@ fn generate_key() -> anyhow::Result<()> {
 /// sees the key, so the prefix comes from the hash (`crk_` and its first
 /// 8 hex digits), which `keys list` shows and `keys revoke` takes.
 fn bootstrap_prefix(sha256: &[u8; 32]) -> String {
-    let hex: String = sha256[..keys::DISPLAY_CHARS / 2]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}{hex}", keys::KEY_PREFIX)
+    format!(
+        "{}{}",
+        keys::KEY_PREFIX,
+        hex(&sha256[..keys::DISPLAY_CHARS / 2])
+    )
+}
+
+/// Bytes as lower-case hexadecimal digits, as `sha256sum` prints them.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A time to the minute, as listings show it.

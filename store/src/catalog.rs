@@ -211,19 +211,10 @@ pub(crate) async fn precheck_quota(
     default_quota: Option<u64>,
     upload: i64,
 ) -> Result<(), StoreError> {
-    let Some(own) = sqlx::query_scalar!(
-        "SELECT storage_quota_bytes FROM tenants WHERE id = $1",
-        tenant as TenantId,
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(());
-    };
-    let Some(limit) = quota(own, default_quota) else {
-        return Ok(());
-    };
-    within_quota(limit, used_bytes(pool, tenant).await?, upload)
+    match quota_of(pool, tenant, default_quota).await? {
+        Some(limit) => within_quota(limit, used_bytes(pool, tenant).await?, upload),
+        None => Ok(()),
+    }
 }
 
 /// The quota that applies to the tenant ([`quota`]), or None for no limit
